@@ -1,0 +1,216 @@
+/* Futures: a result or an error that arrives later, and the callbacks
+ * waiting for it.
+ *
+ * A future holds a reference to its loop.  Completing it schedules each
+ * done callback through the ready queue (a handle that holds a reference
+ * to the future), so callbacks never run inside set_result and always run
+ * in the order they were added.  A future freed with an error nobody
+ * retrieved is reported through the loop's exception handler, as asyncio
+ * logs "exception was never retrieved". */
+#include "internal.h"
+
+#include <stdlib.h>
+
+enum future_state { PENDING, CANCELLED, FINISHED };
+
+struct done_callback {
+    asyncio_done_callback cb;
+    void *arg;
+};
+
+struct asyncio_future {
+    asyncio__refcount refs;
+    asyncio_loop *loop;
+    enum future_state state;
+    int error;
+    int retrieved;
+    void *result;
+    void (*destroy)(void *result);
+    struct done_callback *callbacks;
+    size_t ncallbacks, capcallbacks;
+};
+
+int asyncio_loop_create_future(asyncio_loop *loop, asyncio_future **out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    ASYNCIO__CHECK_OPEN(loop);
+    asyncio_future *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -ENOMEM;
+    asyncio__ref_init(&f->refs);
+    asyncio_loop_ref(loop);
+    f->loop = loop;
+    f->state = PENDING;
+    *out = f;
+    return 0;
+}
+
+static int schedule_one(asyncio_future *f, asyncio_done_callback cb, void *arg)
+{
+    asyncio_loop *loop = f->loop;
+    if (loop->closed)
+        return ASYNCIO_ECLOSED;
+    asyncio_handle *h = asyncio__handle_new(loop, NULL, arg);
+    if (h == NULL)
+        return -ENOMEM;
+    h->done_cb = cb;
+    h->future = f;
+    asyncio_future_ref(f);
+    asyncio__queue_push(&loop->ready, h);
+    return 0;
+}
+
+/* The future just became done: hand every callback to the loop. */
+static int schedule_callbacks(asyncio_future *f)
+{
+    int err = 0;
+    for (size_t i = 0; i < f->ncallbacks; i++) {
+        int e = schedule_one(f, f->callbacks[i].cb, f->callbacks[i].arg);
+        if (e < 0 && err == 0)
+            err = e;
+    }
+    free(f->callbacks);
+    f->callbacks = NULL;
+    f->ncallbacks = f->capcallbacks = 0;
+    return err;
+}
+
+int asyncio_future_set_result(asyncio_future *f, void *result, void (*destroy)(void *result))
+{
+    if (f == NULL)
+        return -EINVAL;
+    if (f->state != PENDING)
+        return ASYNCIO_EINVALSTATE;
+    f->state = FINISHED;
+    f->result = result;
+    f->destroy = destroy;
+    return schedule_callbacks(f);
+}
+
+int asyncio_future_set_exception(asyncio_future *f, int error)
+{
+    if (f == NULL || error >= 0)
+        return -EINVAL;
+    if (f->state != PENDING)
+        return ASYNCIO_EINVALSTATE;
+    f->state = FINISHED;
+    f->error = error;
+    return schedule_callbacks(f);
+}
+
+int asyncio_future_cancel(asyncio_future *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    if (f->state != PENDING)
+        return 0;
+    f->state = CANCELLED;
+    f->error = -ECANCELED;
+    schedule_callbacks(f);
+    return 1;
+}
+
+int asyncio_future_done(asyncio_future *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    return f->state != PENDING;
+}
+
+int asyncio_future_cancelled(asyncio_future *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    return f->state == CANCELLED;
+}
+
+int asyncio_future_exception(asyncio_future *f)
+{
+    if (f == NULL)
+        return -EINVAL;
+    if (f->state == PENDING)
+        return ASYNCIO_EINVALSTATE;
+    f->retrieved = 1;
+    return f->error;
+}
+
+int asyncio_future_result(asyncio_future *f, void **result)
+{
+    int err = asyncio_future_exception(f);
+    if (err == 0 && result != NULL)
+        *result = f->result;
+    return err;
+}
+
+int asyncio_future_add_done_callback(asyncio_future *f, asyncio_done_callback cb, void *arg)
+{
+    if (f == NULL || cb == NULL)
+        return -EINVAL;
+    if (f->state != PENDING)
+        return schedule_one(f, cb, arg);
+    if (f->ncallbacks == f->capcallbacks) {
+        size_t cap = f->capcallbacks ? f->capcallbacks * 2 : 2;
+        struct done_callback *v = realloc(f->callbacks, cap * sizeof(*v));
+        if (v == NULL)
+            return -ENOMEM;
+        f->callbacks = v;
+        f->capcallbacks = cap;
+    }
+    f->callbacks[f->ncallbacks].cb = cb;
+    f->callbacks[f->ncallbacks].arg = arg;
+    f->ncallbacks++;
+    return 0;
+}
+
+int asyncio_future_remove_done_callback(asyncio_future *f, asyncio_done_callback cb, void *arg)
+{
+    if (f == NULL || cb == NULL)
+        return -EINVAL;
+    size_t kept = 0;
+    for (size_t i = 0; i < f->ncallbacks; i++)
+        if (f->callbacks[i].cb != cb || f->callbacks[i].arg != arg)
+            f->callbacks[kept++] = f->callbacks[i];
+    int removed = (int)(f->ncallbacks - kept);
+    f->ncallbacks = kept;
+    return removed;
+}
+
+asyncio_loop *asyncio_future_get_loop(asyncio_future *f) { return f != NULL ? f->loop : NULL; }
+
+void asyncio_future_ref(asyncio_future *f)
+{
+    if (f != NULL)
+        asyncio__ref_inc(&f->refs);
+}
+
+/* Tell the loop about a future dying in a state somebody should have seen.
+ * The handler borrows the future, so it is briefly brought back to life;
+ * returns 1 if the handler kept a reference (the future must live on). */
+static int report_on_release(asyncio_future *f)
+{
+    const char *message = NULL;
+    if (f->state == FINISHED && f->error != 0 && !f->retrieved)
+        message = "future exception was never retrieved";
+    else if (f->state == PENDING && f->loop->debug)
+        message = "future released while still pending";
+    if (message == NULL)
+        return 0;
+    f->retrieved = 1; /* report once, even if resurrected */
+    asyncio__ref_init(&f->refs);
+    asyncio__report(f->loop, message, f->state == FINISHED ? f->error : 0, f, NULL);
+    return !asyncio__ref_dec(&f->refs);
+}
+
+void asyncio_future_unref(asyncio_future *f)
+{
+    if (f == NULL || !asyncio__ref_dec(&f->refs))
+        return;
+    if (report_on_release(f))
+        return;
+    if (f->destroy != NULL)
+        f->destroy(f->result);
+    free(f->callbacks);
+    asyncio_loop_unref(f->loop);
+    free(f);
+}

@@ -1,0 +1,161 @@
+/* Handles and the two ways into the ready queue: call_soon (loop thread)
+ * and call_soon_threadsafe (any thread, through the inbox).
+ *
+ * The ready queue is touched only by the loop's thread.  The inbox is the
+ * one structure shared between threads: other threads append under
+ * inbox_lock and write the eventfd once per drain (wake_pending), the loop
+ * moves the inbox to the end of the ready queue when the eventfd fires. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg)
+{
+    asyncio_handle *h = malloc(sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    asyncio__ref_init(&h->refs);
+    h->loop = loop;
+    h->next = NULL;
+    h->cb = cb;
+    h->arg = arg;
+    h->done_cb = NULL;
+    h->future = NULL;
+    h->when = -1.0;
+    h->seq = 0;
+    h->cancelled = 0;
+    h->in_heap = 0;
+    h->ran = 0;
+    return h;
+}
+
+void asyncio_handle_ref(asyncio_handle *h)
+{
+    if (h != NULL)
+        asyncio__ref_inc(&h->refs);
+}
+
+void asyncio_handle_unref(asyncio_handle *h)
+{
+    if (h == NULL || !asyncio__ref_dec(&h->refs))
+        return;
+    if (h->future != NULL)
+        asyncio_future_unref(h->future);
+    free(h);
+}
+
+void asyncio__handle_drop(asyncio_handle *h)
+{
+    asyncio_loop *loop = h->loop;
+    if (loop != NULL && loop->debug && !h->cancelled)
+        asyncio__report(loop, "handle dropped without having run (loop closed)", ASYNCIO_ECLOSED,
+                        NULL, h);
+    h->loop = NULL;
+    h->in_heap = 0;
+    asyncio_handle_unref(h);
+}
+
+int asyncio_handle_cancel(asyncio_handle *h)
+{
+    if (h == NULL)
+        return -EINVAL;
+    if (h->cancelled || h->ran)
+        return 0;
+    h->cancelled = 1;
+    if (h->in_heap && h->loop != NULL) {
+        /* Lazy deletion: the heap keeps the handle until it reaches the top
+         * or the cancelled ones are the bulk of the heap. */
+        h->loop->timers.cancelled++;
+        asyncio__heap_maybe_compact(&h->loop->timers);
+    }
+    return 0;
+}
+
+int asyncio_handle_cancelled(asyncio_handle *h)
+{
+    if (h == NULL)
+        return -EINVAL;
+    return h->cancelled;
+}
+
+double asyncio_handle_when(asyncio_handle *h)
+{
+    if (h == NULL)
+        return -1.0;
+    return h->when;
+}
+
+int asyncio_loop_call_soon(asyncio_loop *loop, asyncio_callback cb, void *arg,
+                           asyncio_handle **out)
+{
+    if (cb == NULL)
+        return -EINVAL;
+    ASYNCIO__CHECK_OPEN(loop);
+    asyncio_handle *h = asyncio__handle_new(loop, cb, arg);
+    if (h == NULL)
+        return -ENOMEM;
+    asyncio__queue_push(&loop->ready, h);
+    if (out != NULL) {
+        asyncio__ref_inc(&h->refs);
+        *out = h;
+    }
+    return 0;
+}
+
+int asyncio_loop_call_soon_threadsafe(asyncio_loop *loop, asyncio_callback cb, void *arg,
+                                      asyncio_handle **out)
+{
+    if (loop == NULL || cb == NULL)
+        return -EINVAL;
+    /* From the loop's own thread the ready queue is ours: appending there
+     * keeps FIFO order with plain call_soon. */
+    if (asyncio__running_loop() == loop)
+        return asyncio_loop_call_soon(loop, cb, arg, out);
+
+    asyncio_handle *h = asyncio__handle_new(loop, cb, arg);
+    if (h == NULL)
+        return -ENOMEM;
+    if (out != NULL)
+        asyncio__ref_inc(&h->refs);
+
+    pthread_mutex_lock(&loop->inbox_lock);
+    if (loop->closed) {
+        pthread_mutex_unlock(&loop->inbox_lock);
+        h->loop = NULL;
+        if (out != NULL)
+            asyncio_handle_unref(h);
+        asyncio_handle_unref(h);
+        return ASYNCIO_ECLOSED;
+    }
+    asyncio__queue_push(&loop->inbox, h);
+    if (!loop->wake_pending) {
+        /* Written under the lock so that close() cannot close the eventfd
+         * (and the number be reused) between the check and the write. */
+        uint64_t one = 1;
+        ssize_t n;
+        do
+            n = write(loop->wake_fd, &one, sizeof(one));
+        while (n < 0 && errno == EINTR);
+        /* EAGAIN means the counter is saturated: the loop is awake anyway. */
+        loop->wake_pending = 1;
+    }
+    pthread_mutex_unlock(&loop->inbox_lock);
+    if (out != NULL)
+        *out = h;
+    return 0;
+}
+
+void asyncio__inbox_drain(asyncio_loop *loop)
+{
+    uint64_t count;
+    ssize_t n;
+    do
+        n = read(loop->wake_fd, &count, sizeof(count));
+    while (n < 0 && errno == EINTR);
+    pthread_mutex_lock(&loop->inbox_lock);
+    asyncio__queue_splice(&loop->ready, &loop->inbox);
+    loop->wake_pending = 0;
+    pthread_mutex_unlock(&loop->inbox_lock);
+}

@@ -1,0 +1,230 @@
+/* libasyncio internals shared between source files.  Never installed.
+ *
+ * The data path: libevent reports an fd, a timer or a signal -> the layer
+ * appends a handle to the loop's FIFO ready queue -> one loop iteration
+ * runs exactly the handles that were ready when it began.  Nothing the
+ * user sees is ever called from inside a libevent callback directly,
+ * which is how asyncio's ordering and stop semantics are kept on top of
+ * libevent (whose active queues have no batch boundary).
+ *
+ * Names shared between files are asyncio__*; everything else is static. */
+#ifndef ASYNCIO_INTERNAL_H
+#define ASYNCIO_INTERNAL_H
+
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <asyncio.h>
+
+struct event;
+struct event_base;
+
+/* ---- Reference counts (any thread) -------------------------------------- */
+
+typedef struct {
+    int n;
+} asyncio__refcount;
+
+static inline void asyncio__ref_init(asyncio__refcount *r) { r->n = 1; }
+static inline void asyncio__ref_inc(asyncio__refcount *r)
+{
+    __atomic_add_fetch(&r->n, 1, __ATOMIC_RELAXED);
+}
+/* Returns 1 when the count reached zero: the caller frees. */
+static inline int asyncio__ref_dec(asyncio__refcount *r)
+{
+    return __atomic_sub_fetch(&r->n, 1, __ATOMIC_ACQ_REL) == 0;
+}
+
+/* ---- Doubly linked list, intrusive -------------------------------------- */
+
+typedef struct asyncio__link {
+    struct asyncio__link *prev, *next;
+} asyncio__link;
+
+static inline void asyncio__list_init(asyncio__link *head) { head->prev = head->next = head; }
+static inline int asyncio__list_empty(const asyncio__link *head) { return head->next == head; }
+static inline void asyncio__list_push_back(asyncio__link *head, asyncio__link *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+static inline void asyncio__list_remove(asyncio__link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+#define asyncio__container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- Handles ------------------------------------------------------------ */
+
+/* A scheduled call.  While it is queued (ready queue, timer heap or the
+ * threadsafe inbox) the queue holds one reference and `loop` is set; once
+ * it has run or been dropped, `loop` is NULL, so a handle the user keeps
+ * never points at a freed loop. */
+struct asyncio_handle {
+    asyncio__refcount refs;
+    asyncio_loop *loop;
+    asyncio_handle *next;           /* ready queue / inbox */
+    asyncio_callback cb;
+    void *arg;
+    /* A future's done callback: run as done_cb(future, arg).  The handle
+     * holds a reference to the future. */
+    asyncio_done_callback done_cb;
+    asyncio_future *future;
+    double when;                    /* timers only, else -1 */
+    uint64_t seq;                   /* timers: tie-break for equal `when` */
+    unsigned char cancelled;
+    unsigned char in_heap;
+    unsigned char ran;
+};
+
+/* A queue of handles, FIFO, singly linked. */
+typedef struct {
+    asyncio_handle *head, *tail;
+    size_t len;
+} asyncio__queue;
+
+static inline void asyncio__queue_push(asyncio__queue *q, asyncio_handle *h)
+{
+    h->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = h;
+    else
+        q->head = h;
+    q->tail = h;
+    q->len++;
+}
+static inline asyncio_handle *asyncio__queue_pop(asyncio__queue *q)
+{
+    asyncio_handle *h = q->head;
+    if (h != NULL) {
+        q->head = h->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        q->len--;
+        h->next = NULL;
+    }
+    return h;
+}
+/* Append all of `from` to `to`, leaving `from` empty. */
+static inline void asyncio__queue_splice(asyncio__queue *to, asyncio__queue *from)
+{
+    if (from->head == NULL)
+        return;
+    if (to->tail != NULL)
+        to->tail->next = from->head;
+    else
+        to->head = from->head;
+    to->tail = from->tail;
+    to->len += from->len;
+    from->head = from->tail = NULL;
+    from->len = 0;
+}
+
+/* Allocate a handle with one reference (the queue's) for `loop`. */
+asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg);
+/* Drop a handle that will not run (loop closed): unref it, reporting it in
+ * debug mode. */
+void asyncio__handle_drop(asyncio_handle *h);
+/* Move the threadsafe inbox to the ready queue (loop thread). */
+void asyncio__inbox_drain(asyncio_loop *loop);
+
+/* ---- Timer heap (timers.c) ------------------------------------------------ */
+
+typedef struct {
+    asyncio_handle **v;
+    size_t len, cap;
+    size_t cancelled;               /* cancelled handles still in the heap */
+    uint64_t next_seq;
+} asyncio__heap;
+
+int asyncio__heap_push(asyncio__heap *heap, asyncio_handle *h);
+asyncio_handle *asyncio__heap_top(asyncio__heap *heap);
+asyncio_handle *asyncio__heap_pop(asyncio__heap *heap);
+/* Drop cancelled handles when they are the bulk of the heap. */
+void asyncio__heap_maybe_compact(asyncio__heap *heap);
+void asyncio__heap_clear(asyncio__heap *heap);  /* unrefs every handle */
+
+/* ---- Things the loop closes ----------------------------------------------- */
+
+/* Anything that owns libevent objects on the loop registers itself here so
+ * that asyncio_loop_close() can free it before the base goes away. */
+typedef struct asyncio__closable {
+    asyncio__link link;
+    void (*close)(struct asyncio__closable *self);
+} asyncio__closable;
+
+void asyncio__loop_add_closable(asyncio_loop *loop, asyncio__closable *c);
+void asyncio__loop_remove_closable(asyncio__closable *c);
+
+/* ---- The loop -------------------------------------------------------------- */
+
+struct asyncio__signals;            /* signals.c */
+
+struct asyncio_loop {
+    asyncio__refcount refs;
+    struct event_base *base;
+    int own_base;                   /* 0: asyncio_loop_new_from_event_base */
+
+    asyncio__queue ready;
+    asyncio__heap timers;
+    struct event *timer_ev;         /* armed for the earliest deadline */
+    double timer_armed;             /* deadline it is armed for, or -1 */
+
+    /* call_soon_threadsafe: other threads append under the lock and write
+     * the eventfd; the loop moves the inbox to the ready queue. */
+    pthread_mutex_t inbox_lock;
+    asyncio__queue inbox;
+    int wake_fd;
+    int wake_pending;               /* atomic: a wake-up is in flight */
+    struct event *wake_ev;
+
+    int running;
+    int stopping;
+    int closed;
+    double last_poll;               /* when libevent was last polled */
+
+    int debug;
+    double slow_callback_duration;
+    asyncio_exception_handler exc_handler;
+    void *exc_handler_arg;
+
+    asyncio__link closables;
+    struct asyncio__signals *signals;
+};
+
+/* 1 if the loop is closed (and callers should return ASYNCIO_ECLOSED). */
+#define ASYNCIO__CHECK_OPEN(loop)                                              \
+    do {                                                                       \
+        if ((loop) == NULL)                                                    \
+            return -EINVAL;                                                    \
+        if ((loop)->closed)                                                    \
+            return ASYNCIO_ECLOSED;                                            \
+    } while (0)
+
+/* A loop on a base of its own (the default policy's new_event_loop). */
+int asyncio__loop_create(asyncio_loop **out);
+
+/* The loop running in this thread, or NULL. */
+asyncio_loop *asyncio__running_loop(void);
+
+/* Report through the loop's exception handler (message is static). */
+void asyncio__report(asyncio_loop *loop, const char *message, int error, asyncio_future *future,
+                     asyncio_handle *handle);
+
+/* Monotonic seconds. */
+double asyncio__now(void);
+
+/* Signals: close everything the loop holds (signals.c). */
+void asyncio__signals_close(asyncio_loop *loop);
+
+#endif

@@ -1,0 +1,367 @@
+/* The event loop: one iteration, run/stop, close, and the loop object.
+ *
+ * An iteration (CPython's _run_once, on libevent):
+ *   1. arm the loop's one evtimer for the earliest live deadline;
+ *   2. poll libevent once, without blocking if callbacks are ready or a stop
+ *      is pending; libevent callbacks only append handles to the ready
+ *      queue (or, for the timer, do nothing at all);
+ *   3. move every due timer to the ready queue;
+ *   4. run exactly the handles that were ready when step 3 ended.
+ * run_forever repeats that until `stopping` is set, so a stop takes effect
+ * at a batch boundary and a stop before run_forever gives one
+ * non-blocking pass.  event_base_loopbreak is never used: libevent forgets
+ * a break issued before its loop starts.
+ *
+ * Owns: the event_base (unless the caller gave it), the timer and wake-up
+ * events, the eventfd, every queued handle, and through `closables` every
+ * other libevent object made on this loop.  All of it belongs to the
+ * thread that runs the loop, except the inbox (handle.c). */
+#include "internal.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* While callbacks keep scheduling callbacks, libevent is polled at most this
+ * often (seconds) instead of once per batch: a zero-timeout epoll_wait per
+ * batch costs more than the callbacks themselves.  I/O readiness is seen at
+ * most this late; timers are checked every batch regardless.  The same idea
+ * as libevent's event_config_set_max_dispatch_interval. */
+#define POLL_INTERVAL 50e-6
+
+static __thread asyncio_loop *running_loop;
+
+asyncio_loop *asyncio__running_loop(void) { return running_loop; }
+
+double asyncio__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double asyncio_loop_time(asyncio_loop *loop)
+{
+    if (loop == NULL)
+        return NAN;
+    return asyncio__now();
+}
+
+/* ---- Creation ---------------------------------------------------------------- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    /* Nothing to do here: waking the poll is the point; due timers are
+     * collected after every poll. */
+    asyncio_loop *loop = arg;
+    loop->timer_armed = -1.0;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    asyncio__inbox_drain(arg);
+}
+
+static int loop_new(struct event_base *base, int own_base, asyncio_loop **out)
+{
+    asyncio_loop *loop = calloc(1, sizeof(*loop));
+    if (loop == NULL)
+        return -ENOMEM;
+    asyncio__ref_init(&loop->refs);
+    loop->base = base;
+    loop->own_base = own_base;
+    loop->timer_armed = -1.0;
+    loop->slow_callback_duration = 0.1;
+    loop->wake_fd = -1;
+    asyncio__list_init(&loop->closables);
+    pthread_mutex_init(&loop->inbox_lock, NULL);
+
+    int err = -ENOMEM;
+    loop->timer_ev = evtimer_new(base, on_timer, loop);
+    if (loop->timer_ev == NULL)
+        goto fail;
+    loop->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop->wake_fd < 0) {
+        err = -errno;
+        goto fail;
+    }
+    loop->wake_ev = event_new(base, loop->wake_fd, EV_READ | EV_PERSIST, on_wake, loop);
+    if (loop->wake_ev == NULL || event_add(loop->wake_ev, NULL) < 0)
+        goto fail;
+    *out = loop;
+    return 0;
+
+fail:
+    if (loop->wake_ev != NULL)
+        event_free(loop->wake_ev);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+    if (loop->timer_ev != NULL)
+        event_free(loop->timer_ev);
+    pthread_mutex_destroy(&loop->inbox_lock);
+    free(loop);
+    return err;
+}
+
+/* A loop on a base of its own: precise CLOCK_MONOTONIC timers (libevent's
+ * default is the coarse clock, 1-4 ms) and no cached time (a timer added
+ * late in an iteration would otherwise fire early). */
+int asyncio__loop_create(asyncio_loop **out)
+{
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL)
+        return -ENOMEM;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_NO_CACHE_TIME);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (base == NULL)
+        return -ENOMEM;
+    int err = loop_new(base, 1, out);
+    if (err < 0)
+        event_base_free(base);
+    return err;
+}
+
+int asyncio_loop_new_from_event_base(struct event_base *base, asyncio_loop **out)
+{
+    if (base == NULL || out == NULL)
+        return -EINVAL;
+    return loop_new(base, 0, out);
+}
+
+struct event_base *asyncio_loop_get_event_base(asyncio_loop *loop)
+{
+    if (loop == NULL || loop->closed)
+        return NULL;
+    return loop->base;
+}
+
+void asyncio_loop_ref(asyncio_loop *loop)
+{
+    if (loop != NULL)
+        asyncio__ref_inc(&loop->refs);
+}
+
+void asyncio_loop_unref(asyncio_loop *loop)
+{
+    if (loop == NULL || !asyncio__ref_dec(&loop->refs))
+        return;
+    /* The last reference: nothing can be running it. */
+    asyncio__ref_init(&loop->refs); /* close() may take and drop references */
+    asyncio_loop_close(loop);
+    if (!asyncio__ref_dec(&loop->refs))
+        return; /* something taken during close keeps it alive */
+    pthread_mutex_destroy(&loop->inbox_lock);
+    free(loop);
+}
+
+/* ---- Closables --------------------------------------------------------------- */
+
+void asyncio__loop_add_closable(asyncio_loop *loop, asyncio__closable *c)
+{
+    asyncio__list_push_back(&loop->closables, &c->link);
+}
+
+void asyncio__loop_remove_closable(asyncio__closable *c) { asyncio__list_remove(&c->link); }
+
+/* ---- One iteration ------------------------------------------------------------- */
+
+/* Arm the evtimer for the earliest live deadline; returns 1 if a timer is
+ * already due (the poll must not block). */
+static int arm_timer(asyncio_loop *loop, double now)
+{
+    asyncio__heap *heap = &loop->timers;
+    asyncio_handle *top;
+    while ((top = asyncio__heap_top(heap)) != NULL && top->cancelled)
+        asyncio__handle_drop(asyncio__heap_pop(heap));
+    if (top == NULL)
+        return 0;
+    double delay = top->when - now;
+    if (delay <= 0)
+        return 1;
+    if (top->when == loop->timer_armed)
+        return 0;
+    /* Rounded up: libevent must not wake us before the deadline, or the
+     * iteration finds nothing due and polls again. */
+    double usec = ceil(delay * 1e6);
+    if (usec > 1e6 * 86400.0 * 365) /* far enough to be "never" */
+        usec = 1e6 * 86400.0 * 365;
+    struct timeval tv = {(time_t)(usec / 1e6), (suseconds_t)fmod(usec, 1e6)};
+    event_add(loop->timer_ev, &tv);
+    loop->timer_armed = top->when;
+    return 0;
+}
+
+static void collect_due_timers(asyncio_loop *loop, double now)
+{
+    asyncio__heap *heap = &loop->timers;
+    asyncio_handle *top;
+    while ((top = asyncio__heap_top(heap)) != NULL && (top->cancelled || top->when <= now)) {
+        asyncio__heap_pop(heap);
+        if (top->cancelled)
+            asyncio__handle_drop(top);
+        else
+            asyncio__queue_push(&loop->ready, top);
+    }
+}
+
+static void run_handle(asyncio_loop *loop, asyncio_handle *h)
+{
+    h->loop = NULL;
+    if (h->cancelled) {
+        asyncio_handle_unref(h);
+        return;
+    }
+    h->ran = 1;
+    double t0 = loop->debug ? asyncio__now() : 0.0;
+    if (h->done_cb != NULL)
+        h->done_cb(h->future, h->arg);
+    else
+        h->cb(h->arg);
+    if (loop->debug) {
+        double took = asyncio__now() - t0;
+        if (took >= loop->slow_callback_duration)
+            asyncio__report(loop, "slow callback: ran longer than the slow-callback duration", 0,
+                            NULL, h);
+    }
+    asyncio_handle_unref(h);
+}
+
+static void run_once(asyncio_loop *loop)
+{
+    double now = asyncio__now();
+    int must_not_block = loop->ready.len > 0 || loop->stopping;
+    if (arm_timer(loop, now))
+        must_not_block = 1;
+
+    if (!must_not_block || now - loop->last_poll >= POLL_INTERVAL) {
+        int flags = EVLOOP_ONCE | (must_not_block ? EVLOOP_NONBLOCK : 0);
+        event_base_loop(loop->base, flags);
+        now = asyncio__now();
+        loop->last_poll = now;
+    }
+    collect_due_timers(loop, now);
+
+    /* Only what is ready now: callbacks scheduled by these run next time. */
+    for (size_t n = loop->ready.len; n > 0 && !loop->closed; n--)
+        run_handle(loop, asyncio__queue_pop(&loop->ready));
+}
+
+/* ---- Running ---------------------------------------------------------------- */
+
+int asyncio_loop_run_forever(asyncio_loop *loop)
+{
+    ASYNCIO__CHECK_OPEN(loop);
+    if (loop->running || running_loop != NULL)
+        return ASYNCIO_ERUNNING;
+    asyncio_loop_ref(loop); /* a callback may drop the caller's reference */
+    loop->running = 1;
+    running_loop = loop;
+    loop->last_poll = -INFINITY;
+    for (;;) {
+        run_once(loop);
+        if (loop->stopping)
+            break;
+    }
+    loop->stopping = 0;
+    loop->running = 0;
+    running_loop = NULL;
+    asyncio_loop_unref(loop);
+    return 0;
+}
+
+static void stop_when_done(asyncio_future *f, void *arg)
+{
+    asyncio_loop_stop(asyncio_future_get_loop(f));
+}
+
+int asyncio_loop_run_until_complete(asyncio_loop *loop, asyncio_future *future)
+{
+    ASYNCIO__CHECK_OPEN(loop);
+    if (future == NULL || asyncio_future_get_loop(future) != loop)
+        return -EINVAL;
+    if (loop->running || running_loop != NULL)
+        return ASYNCIO_ERUNNING;
+    int err = asyncio_future_add_done_callback(future, stop_when_done, NULL);
+    if (err < 0)
+        return err;
+    err = asyncio_loop_run_forever(loop);
+    asyncio_future_remove_done_callback(future, stop_when_done, NULL);
+    if (err < 0)
+        return err;
+    if (!asyncio_future_done(future))
+        return ASYNCIO_ESTOPPED;
+    return asyncio_future_exception(future);
+}
+
+int asyncio_loop_stop(asyncio_loop *loop)
+{
+    ASYNCIO__CHECK_OPEN(loop);
+    loop->stopping = 1;
+    return 0;
+}
+
+int asyncio_loop_is_running(asyncio_loop *loop)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    return loop->running;
+}
+
+int asyncio_loop_is_closed(asyncio_loop *loop)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    return loop->closed;
+}
+
+/* ---- Closing ---------------------------------------------------------------- */
+
+int asyncio_loop_close(asyncio_loop *loop)
+{
+    if (loop == NULL)
+        return -EINVAL;
+    if (loop->running)
+        return ASYNCIO_ERUNNING;
+    if (loop->closed)
+        return 0;
+    asyncio_loop_ref(loop); /* dropped handles may hold the last references */
+
+    pthread_mutex_lock(&loop->inbox_lock);
+    loop->closed = 1;
+    asyncio__queue inbox = loop->inbox;
+    loop->inbox.head = loop->inbox.tail = NULL;
+    loop->inbox.len = 0;
+    pthread_mutex_unlock(&loop->inbox_lock);
+
+    asyncio_handle *h;
+    while ((h = asyncio__queue_pop(&loop->ready)) != NULL)
+        asyncio__handle_drop(h);
+    while ((h = asyncio__queue_pop(&inbox)) != NULL)
+        asyncio__handle_drop(h);
+    asyncio__heap_clear(&loop->timers);
+
+    asyncio__signals_close(loop);
+    while (!asyncio__list_empty(&loop->closables)) {
+        asyncio__closable *c = asyncio__container_of(loop->closables.next, asyncio__closable, link);
+        asyncio__list_remove(&c->link);
+        c->close(c);
+    }
+
+    event_free(loop->timer_ev);
+    event_free(loop->wake_ev);
+    loop->timer_ev = loop->wake_ev = NULL;
+    pthread_mutex_lock(&loop->inbox_lock);
+    close(loop->wake_fd);
+    loop->wake_fd = -1;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    if (loop->own_base)
+        event_base_free(loop->base);
+    loop->base = NULL;
+
+    asyncio_loop_unref(loop);
+    return 0;
+}
