@@ -11,6 +11,9 @@
 #include <asyncio/errors.h>
 #include <asyncio/loop.h>
 #include <asyncio/future.h>
+#include <asyncio/transport.h>
+#include <asyncio/net.h>
+#include <asyncio/fd.h>
 #include <asyncio/libevent.h>
 
 #endif

@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <asyncio.h>
 
@@ -166,6 +168,69 @@ typedef struct asyncio__closable {
 void asyncio__loop_add_closable(asyncio_loop *loop, asyncio__closable *c);
 void asyncio__loop_remove_closable(asyncio__closable *c);
 
+/* ---- Transports (transport.c dispatches, each kind implements) ------------- */
+
+/* What a kind of transport implements; a NULL member makes the public call
+ * return -ENOTSUP.  write covers write and writelines (the data is copied
+ * before it returns).  destroy frees the kind's memory when the last
+ * reference goes; by then the transport is closed (or was never opened). */
+typedef struct asyncio__transport_ops {
+    const char *kind;
+    int (*write)(asyncio_transport *t, const struct iovec *iov, int iovcnt);
+    int (*write_eof)(asyncio_transport *t);
+    int (*can_write_eof)(asyncio_transport *t);
+    int (*close)(asyncio_transport *t);
+    int (*abort)(asyncio_transport *t);
+    int (*is_closing)(asyncio_transport *t);
+    int (*pause_reading)(asyncio_transport *t);
+    int (*resume_reading)(asyncio_transport *t);
+    int (*set_write_buffer_limits)(asyncio_transport *t, size_t high, size_t low);
+    size_t (*get_write_buffer_size)(asyncio_transport *t);
+    void *(*get_extra_info)(asyncio_transport *t, const char *name);
+    int (*sendto)(asyncio_transport *t, const void *data, size_t len, const struct sockaddr *addr,
+                  socklen_t addrlen);
+    int (*get_pid)(asyncio_transport *t);
+    int (*get_returncode)(asyncio_transport *t, int *returncode);
+    asyncio_transport *(*get_pipe_transport)(asyncio_transport *t, int fd);
+    int (*send_signal)(asyncio_transport *t, int sig);
+    void (*destroy)(asyncio_transport *t);
+} asyncio__transport_ops;
+
+/* The common head of every transport; a kind embeds it as its first member.
+ * The transport holds a reference to its loop. */
+struct asyncio_transport {
+    asyncio__refcount refs;
+    const asyncio__transport_ops *ops;
+    asyncio_loop *loop;
+    asyncio_protocol *protocol;
+};
+
+/* Fill in the head: one reference (the caller's), a loop reference. */
+void asyncio__transport_init(asyncio_transport *t, const asyncio__transport_ops *ops,
+                             asyncio_loop *loop, asyncio_protocol *protocol);
+
+/* A stream transport over a connected, non-blocking socket (stream.c).
+ * Takes `fd` over, on failure too (it is closed).  Schedules
+ * protocol->connection_made with call_soon, then starts reading; if
+ * `waiter` is not NULL it is completed after connection_made with the
+ * transport as result (holding a reference) -- or, if it was cancelled by
+ * then, the transport is aborted.  `server` (may be NULL) is the server
+ * that accepted the connection: the transport holds a reference to it and
+ * calls asyncio__server_connection_done() after connection_lost.  *out
+ * (may be NULL) receives a reference. */
+int asyncio__stream_new_socket(asyncio_loop *loop, int fd, asyncio_protocol *protocol,
+                               asyncio_server *server, asyncio_future *waiter,
+                               asyncio_transport **out);
+
+/* server.c: one of the server's connections has gone (connection_lost ran). */
+void asyncio__server_connection_done(asyncio_server *server);
+
+/* resolve.c: the loop's evdns base, made on first use; NULL on failure. */
+struct evdns_base *asyncio__loop_dns(asyncio_loop *loop);
+
+/* Map an EAI_* / EVUTIL_EAI_* code to ASYNCIO_EAI_*. */
+int asyncio__eai_error(int eai);
+
 /* ---- The loop -------------------------------------------------------------- */
 
 struct asyncio__signals;            /* signals.c */
@@ -200,6 +265,10 @@ struct asyncio_loop {
 
     asyncio__link closables;
     struct asyncio__signals *signals;
+    struct evdns_base *dns;         /* resolve.c, made on first use */
+    struct asyncio__fdwatch *fdwatch; /* fdwatch.c: fd -> reader/writer */
+    void *read_buffer;              /* stream.c: one scratch buffer for reads */
+    size_t read_buffer_size;
 };
 
 /* 1 if the loop is closed (and callers should return ASYNCIO_ECLOSED). */
