@@ -7,6 +7,7 @@
 #ifndef ASYNCIO_ERRORS_H
 #define ASYNCIO_ERRORS_H
 
+#include <errno.h> /* the codes are -errno: bring the E* names along */
 #include <asyncio/common.h>
 
 #ifdef __cplusplus
