@@ -12,13 +12,27 @@ int asyncio_loop_set_exception_handler(asyncio_loop *loop, asyncio_exception_han
     return 0;
 }
 
+/* The message on one line: control characters become spaces, and very long
+ * messages are cut, so that one report is always one line of the log. */
+static const char *one_line(const char *message, char *buf, size_t size)
+{
+    if (message == NULL)
+        return "unhandled error";
+    size_t i = 0;
+    for (; message[i] != '\0' && i + 1 < size; i++)
+        buf[i] = (unsigned char)message[i] < 0x20 || message[i] == 0x7f ? ' ' : message[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 void asyncio_loop_default_exception_handler(asyncio_loop *loop, const asyncio_error_context *ctx)
 {
     if (ctx == NULL)
         return;
+    char buf[512];
     /* One fprintf: glibc formats an unbuffered stream into one write. */
     fprintf(stderr, "asyncio: %s%s%s%s%s [loop %p future %p handle %p transport %p server %p]\n",
-            ctx->message != NULL ? ctx->message : "unhandled error",
+            one_line(ctx->message, buf, sizeof(buf)),
             ctx->error != 0 ? ": " : "", ctx->error != 0 ? asyncio_err_name(ctx->error) : "",
             ctx->error != 0 ? " " : "", ctx->error != 0 ? asyncio_strerror(ctx->error) : "",
             (void *)loop, (void *)ctx->future, (void *)ctx->handle, (void *)ctx->transport,

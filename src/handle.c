@@ -11,11 +11,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg)
+/* Up to this many freed handles are kept per loop: enough to absorb a
+ * burst of call_soon without going back to malloc. */
+#define HANDLE_CACHE_MAX 256
+
+static asyncio_handle *handle_init(asyncio_handle *h, asyncio_loop *loop, asyncio_callback cb,
+                                   void *arg)
 {
-    asyncio_handle *h = malloc(sizeof(*h));
-    if (h == NULL)
-        return NULL;
     asyncio__ref_init(&h->refs);
     h->loop = loop;
     h->next = NULL;
@@ -25,10 +27,30 @@ asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, voi
     h->future = NULL;
     h->when = -1.0;
     h->seq = 0;
+    h->heap_index = ASYNCIO__NOT_IN_HEAP;
     h->cancelled = 0;
-    h->in_heap = 0;
     h->ran = 0;
     return h;
+}
+
+/* Loop thread only: the cache is not locked. */
+asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg)
+{
+    asyncio_handle *h = loop->handle_cache;
+    if (h != NULL) {
+        loop->handle_cache = h->next;
+        loop->handle_cache_len--;
+    } else if ((h = malloc(sizeof(*h))) == NULL) {
+        return NULL;
+    }
+    return handle_init(h, loop, cb, arg);
+}
+
+static void handle_free(asyncio_handle *h)
+{
+    if (h->future != NULL)
+        asyncio_future_unref(h->future);
+    free(h);
 }
 
 void asyncio_handle_ref(asyncio_handle *h)
@@ -39,11 +61,35 @@ void asyncio_handle_ref(asyncio_handle *h)
 
 void asyncio_handle_unref(asyncio_handle *h)
 {
-    if (h == NULL || !asyncio__ref_dec(&h->refs))
+    if (h != NULL && asyncio__ref_dec(&h->refs))
+        handle_free(h);
+}
+
+void asyncio__handle_release(asyncio_loop *loop, asyncio_handle *h)
+{
+    if (!asyncio__ref_dec(&h->refs))
         return;
-    if (h->future != NULL)
+    if (h->future != NULL) {
         asyncio_future_unref(h->future);
-    free(h);
+        h->future = NULL;
+    }
+    if (loop->handle_cache_len < HANDLE_CACHE_MAX && !loop->closed) {
+        h->next = loop->handle_cache;
+        loop->handle_cache = h;
+        loop->handle_cache_len++;
+    } else {
+        free(h);
+    }
+}
+
+void asyncio__handle_cache_clear(asyncio_loop *loop)
+{
+    asyncio_handle *h;
+    while ((h = loop->handle_cache) != NULL) {
+        loop->handle_cache = h->next;
+        free(h);
+    }
+    loop->handle_cache_len = 0;
 }
 
 void asyncio__handle_drop(asyncio_handle *h)
@@ -53,7 +99,6 @@ void asyncio__handle_drop(asyncio_handle *h)
         asyncio__report(loop, "handle dropped without having run (loop closed)", ASYNCIO_ECLOSED,
                         NULL, h);
     h->loop = NULL;
-    h->in_heap = 0;
     asyncio_handle_unref(h);
 }
 
@@ -64,11 +109,11 @@ int asyncio_handle_cancel(asyncio_handle *h)
     if (h->cancelled || h->ran)
         return 0;
     h->cancelled = 1;
-    if (h->in_heap && h->loop != NULL) {
-        /* Lazy deletion: the heap keeps the handle until it reaches the top
-         * or the cancelled ones are the bulk of the heap. */
-        h->loop->timers.cancelled++;
-        asyncio__heap_maybe_compact(&h->loop->timers);
+    if (h->heap_index != ASYNCIO__NOT_IN_HEAP && h->loop != NULL) {
+        asyncio_loop *loop = h->loop;
+        asyncio__heap_remove(&loop->timers, h);
+        h->loop = NULL;
+        asyncio__handle_release(loop, h); /* the heap's reference */
     }
     return 0;
 }
@@ -114,9 +159,11 @@ int asyncio_loop_call_soon_threadsafe(asyncio_loop *loop, asyncio_callback cb, v
     if (asyncio__running_loop() == loop)
         return asyncio_loop_call_soon(loop, cb, arg, out);
 
-    asyncio_handle *h = asyncio__handle_new(loop, cb, arg);
+    /* Another thread: not the loop's handle cache. */
+    asyncio_handle *h = malloc(sizeof(*h));
     if (h == NULL)
         return -ENOMEM;
+    handle_init(h, loop, cb, arg);
     if (out != NULL)
         asyncio__ref_inc(&h->refs);
 

@@ -36,9 +36,13 @@ static inline void asyncio__ref_inc(asyncio__refcount *r)
 {
     __atomic_add_fetch(&r->n, 1, __ATOMIC_RELAXED);
 }
-/* Returns 1 when the count reached zero: the caller frees. */
+/* Returns 1 when the count reached zero: the caller frees.  A count of 1
+ * seen by a holder means no other thread holds (or can take) a reference,
+ * so the locked decrement -- costly on the hot path -- is skipped. */
 static inline int asyncio__ref_dec(asyncio__refcount *r)
 {
+    if (__atomic_load_n(&r->n, __ATOMIC_ACQUIRE) == 1)
+        return 1;
     return __atomic_sub_fetch(&r->n, 1, __ATOMIC_ACQ_REL) == 0;
 }
 
@@ -84,8 +88,8 @@ struct asyncio_handle {
     asyncio_future *future;
     double when;                    /* timers only, else -1 */
     uint64_t seq;                   /* timers: tie-break for equal `when` */
+    size_t heap_index;              /* timers: position, or ASYNCIO__NOT_IN_HEAP */
     unsigned char cancelled;
-    unsigned char in_heap;
     unsigned char ran;
 };
 
@@ -132,8 +136,14 @@ static inline void asyncio__queue_splice(asyncio__queue *to, asyncio__queue *fro
     from->len = 0;
 }
 
-/* Allocate a handle with one reference (the queue's) for `loop`. */
+/* Allocate a handle with one reference (the queue's) for `loop`.  Loop
+ * thread only (it reuses the loop's cache of freed handles). */
 asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg);
+/* Drop one reference on the loop's thread; a freed handle goes back to the
+ * loop's cache. */
+void asyncio__handle_release(asyncio_loop *loop, asyncio_handle *h);
+/* Free the handles cached for reuse (loop close). */
+void asyncio__handle_cache_clear(asyncio_loop *loop);
 /* Drop a handle that will not run (loop closed): unref it, reporting it in
  * debug mode. */
 void asyncio__handle_drop(asyncio_handle *h);
@@ -142,19 +152,21 @@ void asyncio__inbox_drain(asyncio_loop *loop);
 
 /* ---- Timer heap (timers.c) ------------------------------------------------ */
 
+#define ASYNCIO__NOT_IN_HEAP ((size_t)-1)
+
+/* A binary min-heap on (when, seq); each handle knows its index, so a
+ * cancelled timer leaves the heap at once. */
 typedef struct {
     asyncio_handle **v;
     size_t len, cap;
-    size_t cancelled;               /* cancelled handles still in the heap */
     uint64_t next_seq;
 } asyncio__heap;
 
 int asyncio__heap_push(asyncio__heap *heap, asyncio_handle *h);
 asyncio_handle *asyncio__heap_top(asyncio__heap *heap);
-asyncio_handle *asyncio__heap_pop(asyncio__heap *heap);
-/* Drop cancelled handles when they are the bulk of the heap. */
-void asyncio__heap_maybe_compact(asyncio__heap *heap);
-void asyncio__heap_clear(asyncio__heap *heap);  /* unrefs every handle */
+/* Take `h` out of the heap (the heap's reference passes to the caller). */
+void asyncio__heap_remove(asyncio__heap *heap, asyncio_handle *h);
+void asyncio__heap_clear(asyncio__heap *heap);  /* drops every handle */
 
 /* ---- Things the loop closes ----------------------------------------------- */
 
@@ -256,7 +268,12 @@ struct asyncio_loop {
     int running;
     int stopping;
     int closed;
-    double last_poll;               /* when libevent was last polled */
+    unsigned ran_since_poll;        /* callbacks run since libevent was polled */
+    long polled_at;                 /* coarse clock (ms) at that poll */
+
+    /* Freed handles kept for reuse; touched only by the loop's thread. */
+    asyncio_handle *handle_cache;
+    unsigned handle_cache_len;
 
     int debug;
     double slow_callback_duration;
@@ -269,6 +286,21 @@ struct asyncio_loop {
     struct asyncio__fdwatch *fdwatch; /* fdwatch.c: fd -> reader/writer */
     void *read_buffer;              /* stream.c: one scratch buffer for reads */
     size_t read_buffer_size;
+
+    /* -- resolver area (resolve.c): the closable that owns `dns` and the
+     * lookups still pending on it; made together with `dns`. -- */
+    struct asyncio__resolver *resolver;
+
+    /* -- executor area (executor.c): the default executor and the jobs of
+     * run_in_executor whose loop side is still live.  Loop thread only;
+     * set up on first use (executor_attached), when executor_closable is
+     * registered: at close it drops the default executor (shut down
+     * without waiting) and releases every job still listed. -- */
+    asyncio_executor *default_executor;  /* NULL until first needed or set */
+    int default_executor_shutdown;       /* shutdown_default_executor called */
+    int executor_attached;
+    asyncio__closable executor_closable;
+    asyncio__link executor_jobs;
 };
 
 /* 1 if the loop is closed (and callers should return ASYNCIO_ECLOSED). */
@@ -295,5 +327,11 @@ double asyncio__now(void);
 
 /* Signals: close everything the loop holds (signals.c). */
 void asyncio__signals_close(asyncio_loop *loop);
+
+/* ---- Executor area (executor.c, thread_pool.c) ------------------------------ */
+
+/* Start a detached thread running main(arg) with every asynchronous signal
+ * blocked (signals are the loop's business, not a worker's).  0 or -errno. */
+int asyncio__spawn_detached(void *(*main)(void *), void *arg);
 
 #endif

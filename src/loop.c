@@ -25,12 +25,24 @@
 #include <time.h>
 #include <unistd.h>
 
-/* While callbacks keep scheduling callbacks, libevent is polled at most this
- * often (seconds) instead of once per batch: a zero-timeout epoll_wait per
- * batch costs more than the callbacks themselves.  I/O readiness is seen at
- * most this late; timers are checked every batch regardless.  The same idea
- * as libevent's event_config_set_max_dispatch_interval. */
-#define POLL_INTERVAL 50e-6
+/* While callbacks keep scheduling callbacks, libevent is not polled before
+ * every batch but once every POLL_EVERY_CALLBACKS callbacks, or sooner when
+ * the coarse clock has ticked (every 1-4 ms), so slow callbacks cannot
+ * starve I/O.  A zero-timeout poll costs two syscalls (epoll_wait, and
+ * timerfd_settime with a precise-timer base): measured, far more than the
+ * callbacks themselves; and the coarse clock costs a fifth of the precise
+ * one (see doc/design.md).  Timers are still collected every batch.  The
+ * same idea as libevent's event_config_set_max_dispatch_interval. */
+#ifndef POLL_EVERY_CALLBACKS
+#define POLL_EVERY_CALLBACKS 256
+#endif
+
+static long coarse_ticks(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static __thread asyncio_loop *running_loop;
 
@@ -169,14 +181,11 @@ void asyncio__loop_remove_closable(asyncio__closable *c) { asyncio__list_remove(
 
 /* ---- One iteration ------------------------------------------------------------- */
 
-/* Arm the evtimer for the earliest live deadline; returns 1 if a timer is
+/* Arm the evtimer for the earliest deadline; returns 1 if a timer is
  * already due (the poll must not block). */
 static int arm_timer(asyncio_loop *loop, double now)
 {
-    asyncio__heap *heap = &loop->timers;
-    asyncio_handle *top;
-    while ((top = asyncio__heap_top(heap)) != NULL && top->cancelled)
-        asyncio__handle_drop(asyncio__heap_pop(heap));
+    asyncio_handle *top = asyncio__heap_top(&loop->timers);
     if (top == NULL)
         return 0;
     double delay = top->when - now;
@@ -197,56 +206,53 @@ static int arm_timer(asyncio_loop *loop, double now)
 
 static void collect_due_timers(asyncio_loop *loop, double now)
 {
-    asyncio__heap *heap = &loop->timers;
     asyncio_handle *top;
-    while ((top = asyncio__heap_top(heap)) != NULL && (top->cancelled || top->when <= now)) {
-        asyncio__heap_pop(heap);
-        if (top->cancelled)
-            asyncio__handle_drop(top);
-        else
-            asyncio__queue_push(&loop->ready, top);
+    while ((top = asyncio__heap_top(&loop->timers)) != NULL && top->when <= now) {
+        asyncio__heap_remove(&loop->timers, top);
+        asyncio__queue_push(&loop->ready, top); /* the heap's reference moves */
     }
 }
 
 static void run_handle(asyncio_loop *loop, asyncio_handle *h)
 {
     h->loop = NULL;
-    if (h->cancelled) {
-        asyncio_handle_unref(h);
-        return;
-    }
-    h->ran = 1;
-    double t0 = loop->debug ? asyncio__now() : 0.0;
-    if (h->done_cb != NULL)
-        h->done_cb(h->future, h->arg);
-    else
-        h->cb(h->arg);
-    if (loop->debug) {
-        double took = asyncio__now() - t0;
-        if (took >= loop->slow_callback_duration)
+    if (!h->cancelled) {
+        h->ran = 1;
+        double t0 = loop->debug ? asyncio__now() : 0.0;
+        if (h->done_cb != NULL)
+            h->done_cb(h->future, h->arg);
+        else
+            h->cb(h->arg);
+        if (loop->debug && asyncio__now() - t0 >= loop->slow_callback_duration)
             asyncio__report(loop, "slow callback: ran longer than the slow-callback duration", 0,
                             NULL, h);
     }
-    asyncio_handle_unref(h);
+    asyncio__handle_release(loop, h);
 }
 
 static void run_once(asyncio_loop *loop)
 {
-    double now = asyncio__now();
+    /* The clock is read only when timers need it. */
+    double now = loop->timers.len > 0 ? asyncio__now() : 0.0;
     int must_not_block = loop->ready.len > 0 || loop->stopping;
-    if (arm_timer(loop, now))
+    if (loop->timers.len > 0 && arm_timer(loop, now))
         must_not_block = 1;
 
-    if (!must_not_block || now - loop->last_poll >= POLL_INTERVAL) {
-        int flags = EVLOOP_ONCE | (must_not_block ? EVLOOP_NONBLOCK : 0);
-        event_base_loop(loop->base, flags);
-        now = asyncio__now();
-        loop->last_poll = now;
+    if (!must_not_block || loop->ran_since_poll >= POLL_EVERY_CALLBACKS ||
+        coarse_ticks() != loop->polled_at) {
+        event_base_loop(loop->base, EVLOOP_ONCE | (must_not_block ? EVLOOP_NONBLOCK : 0));
+        loop->ran_since_poll = 0;
+        loop->polled_at = coarse_ticks();
+        if (loop->timers.len > 0)
+            now = asyncio__now();
     }
-    collect_due_timers(loop, now);
+    if (loop->timers.len > 0)
+        collect_due_timers(loop, now);
 
     /* Only what is ready now: callbacks scheduled by these run next time. */
-    for (size_t n = loop->ready.len; n > 0 && !loop->closed; n--)
+    size_t n = loop->ready.len;
+    loop->ran_since_poll += (unsigned)n;
+    while (n-- > 0)
         run_handle(loop, asyncio__queue_pop(&loop->ready));
 }
 
@@ -260,7 +266,7 @@ int asyncio_loop_run_forever(asyncio_loop *loop)
     asyncio_loop_ref(loop); /* a callback may drop the caller's reference */
     loop->running = 1;
     running_loop = loop;
-    loop->last_poll = -INFINITY;
+    loop->ran_since_poll = POLL_EVERY_CALLBACKS; /* the first pass polls */
     for (;;) {
         run_once(loop);
         if (loop->stopping)
@@ -343,6 +349,7 @@ int asyncio_loop_close(asyncio_loop *loop)
     while ((h = asyncio__queue_pop(&inbox)) != NULL)
         asyncio__handle_drop(h);
     asyncio__heap_clear(&loop->timers);
+    asyncio__handle_cache_clear(loop);
 
     asyncio__signals_close(loop);
     while (!asyncio__list_empty(&loop->closables)) {
