@@ -46,57 +46,62 @@ int asyncio_loop_create_future(asyncio_loop *loop, asyncio_future **out)
     return 0;
 }
 
-static int schedule_one(asyncio_future *f, asyncio_done_callback cb, void *arg)
+static asyncio_handle *done_handle(asyncio_future *f, asyncio_done_callback cb, void *arg)
 {
-    asyncio_loop *loop = f->loop;
-    if (loop->closed)
-        return ASYNCIO_ECLOSED;
-    asyncio_handle *h = asyncio__handle_new(loop, NULL, arg);
-    if (h == NULL)
-        return -ENOMEM;
-    h->done_cb = cb;
-    h->future = f;
-    asyncio_future_ref(f);
-    asyncio__queue_push(&loop->ready, h);
-    return 0;
+    asyncio_handle *h = asyncio__handle_new(f->loop, NULL, arg);
+    if (h != NULL) {
+        h->done_cb = cb;
+        h->future = f;
+        asyncio_future_ref(f);
+    }
+    return h;
 }
 
-/* The future just became done: hand every callback to the loop. */
-static int schedule_callbacks(asyncio_future *f)
+/* Complete the future.  Every callback's handle is made before anything
+ * changes, so -ENOMEM leaves the future pending, the result not taken and
+ * no callback lost.  On a closed loop the future still completes (whoever
+ * looks at it sees the outcome) but its callbacks can never run: they are
+ * dropped, like every other handle of a closed loop. */
+static int complete(asyncio_future *f, enum future_state state, int error, void *result,
+                    void (*destroy)(void *))
 {
-    int err = 0;
-    for (size_t i = 0; i < f->ncallbacks; i++) {
-        int e = schedule_one(f, f->callbacks[i].cb, f->callbacks[i].arg);
-        if (e < 0 && err == 0)
-            err = e;
+    if (f->state != PENDING)
+        return ASYNCIO_EINVALSTATE;
+    asyncio__queue scheduled = {NULL, NULL, 0};
+    for (size_t i = 0; i < f->ncallbacks && !f->loop->closed; i++) {
+        asyncio_handle *h = done_handle(f, f->callbacks[i].cb, f->callbacks[i].arg);
+        if (h == NULL) {
+            while ((h = asyncio__queue_pop(&scheduled)) != NULL) {
+                h->loop = NULL;
+                asyncio_handle_unref(h);
+            }
+            return -ENOMEM;
+        }
+        asyncio__queue_push(&scheduled, h);
     }
+    f->state = state;
+    f->error = error;
+    f->result = result;
+    f->destroy = destroy;
+    asyncio__queue_splice(&f->loop->ready, &scheduled);
     free(f->callbacks);
     f->callbacks = NULL;
     f->ncallbacks = f->capcallbacks = 0;
-    return err;
+    return 0;
 }
 
 int asyncio_future_set_result(asyncio_future *f, void *result, void (*destroy)(void *result))
 {
     if (f == NULL)
         return -EINVAL;
-    if (f->state != PENDING)
-        return ASYNCIO_EINVALSTATE;
-    f->state = FINISHED;
-    f->result = result;
-    f->destroy = destroy;
-    return schedule_callbacks(f);
+    return complete(f, FINISHED, 0, result, destroy);
 }
 
 int asyncio_future_set_exception(asyncio_future *f, int error)
 {
     if (f == NULL || error >= 0)
         return -EINVAL;
-    if (f->state != PENDING)
-        return ASYNCIO_EINVALSTATE;
-    f->state = FINISHED;
-    f->error = error;
-    return schedule_callbacks(f);
+    return complete(f, FINISHED, error, NULL, NULL);
 }
 
 int asyncio_future_cancel(asyncio_future *f)
@@ -105,10 +110,8 @@ int asyncio_future_cancel(asyncio_future *f)
         return -EINVAL;
     if (f->state != PENDING)
         return 0;
-    f->state = CANCELLED;
-    f->error = -ECANCELED;
-    schedule_callbacks(f);
-    return 1;
+    int err = complete(f, CANCELLED, -ECANCELED, NULL, NULL);
+    return err < 0 ? err : 1;
 }
 
 int asyncio_future_done(asyncio_future *f)
@@ -147,8 +150,15 @@ int asyncio_future_add_done_callback(asyncio_future *f, asyncio_done_callback cb
 {
     if (f == NULL || cb == NULL)
         return -EINVAL;
-    if (f->state != PENDING)
-        return schedule_one(f, cb, arg);
+    if (f->state != PENDING) {
+        if (f->loop->closed)
+            return ASYNCIO_ECLOSED;
+        asyncio_handle *h = done_handle(f, cb, arg);
+        if (h == NULL)
+            return -ENOMEM;
+        asyncio__queue_push(&f->loop->ready, h);
+        return 0;
+    }
     if (f->ncallbacks == f->capcallbacks) {
         size_t cap = f->capcallbacks ? f->capcallbacks * 2 : 2;
         struct done_callback *v = realloc(f->callbacks, cap * sizeof(*v));

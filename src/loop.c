@@ -343,6 +343,16 @@ int asyncio_loop_close(asyncio_loop *loop)
     loop->inbox.len = 0;
     pthread_mutex_unlock(&loop->inbox_lock);
 
+    /* Objects on the loop first: they cancel their own queued handles and
+     * tell their protocols (connection_lost), so what is dropped below is
+     * only what was scheduled and never ran. */
+    while (!asyncio__list_empty(&loop->closables)) {
+        asyncio__closable *c = asyncio__container_of(loop->closables.next, asyncio__closable, link);
+        asyncio__list_remove(&c->link);
+        c->close(c);
+    }
+    asyncio__signals_close(loop);
+
     asyncio_handle *h;
     while ((h = asyncio__queue_pop(&loop->ready)) != NULL)
         asyncio__handle_drop(h);
@@ -351,13 +361,6 @@ int asyncio_loop_close(asyncio_loop *loop)
     asyncio__heap_clear(&loop->timers);
     asyncio__handle_cache_clear(loop);
 
-    asyncio__signals_close(loop);
-    while (!asyncio__list_empty(&loop->closables)) {
-        asyncio__closable *c = asyncio__container_of(loop->closables.next, asyncio__closable, link);
-        asyncio__list_remove(&c->link);
-        c->close(c);
-    }
-
     event_free(loop->timer_ev);
     event_free(loop->wake_ev);
     loop->timer_ev = loop->wake_ev = NULL;
@@ -365,8 +368,12 @@ int asyncio_loop_close(asyncio_loop *loop)
     close(loop->wake_fd);
     loop->wake_fd = -1;
     pthread_mutex_unlock(&loop->inbox_lock);
-    if (loop->own_base)
+    if (loop->own_base) {
+        /* libevent finishes freeing a bufferevent (and closes its fd) in the
+         * base's next pass: give it that pass before the base goes. */
+        event_base_loop(loop->base, EVLOOP_NONBLOCK);
         event_base_free(loop->base);
+    }
     loop->base = NULL;
 
     asyncio_loop_unref(loop);

@@ -18,6 +18,7 @@ struct signal_entry {
     struct event *ev;
     asyncio_callback cb;
     void *arg;
+    asyncio_handle *pending;        /* a delivery queued and not yet run */
 };
 
 struct asyncio__signals {
@@ -37,10 +38,30 @@ static int valid_signal(int signum)
     return sigaction(signum, NULL, &sa) == 0;
 }
 
+/* The handler may be removed between the delivery and the callback: the
+ * queued handle is cancelled then, as remove_reader does. */
+static void forget_pending(struct signal_entry *e)
+{
+    if (e->pending != NULL) {
+        asyncio_handle_cancel(e->pending);
+        asyncio_handle_unref(e->pending);
+        e->pending = NULL;
+    }
+}
+
+static void run_handler(void *arg)
+{
+    struct signal_entry *e = arg;
+    asyncio_handle_unref(e->pending);
+    e->pending = NULL;
+    e->cb(e->arg);
+}
+
 static void on_signal(evutil_socket_t signum, short what, void *arg)
 {
     struct signal_entry *e = arg;
-    asyncio_loop_call_soon(e->loop, e->cb, e->arg, NULL);
+    if (e->pending == NULL) /* deliveries coalesce until the callback runs */
+        asyncio_loop_call_soon(e->loop, run_handler, e, &e->pending);
 }
 
 int asyncio_loop_add_signal_handler(asyncio_loop *loop, int signum, asyncio_callback cb, void *arg)
@@ -60,7 +81,7 @@ int asyncio_loop_add_signal_handler(asyncio_loop *loop, int signum, asyncio_call
     if (loop->signals == NULL && (loop->signals = calloc(1, sizeof(*loop->signals))) == NULL)
         goto nomem;
     struct signal_entry *e = &loop->signals->entries[signum];
-    e->cb = cb;
+    e->cb = cb; /* a delivery already queued runs the new handler */
     e->arg = arg;
     if (e->ev != NULL)
         return 0; /* replaced */
@@ -103,6 +124,7 @@ int asyncio_loop_remove_signal_handler(asyncio_loop *loop, int signum)
     if (loop->signals == NULL || loop->signals->entries[signum].ev == NULL)
         return 0;
     struct signal_entry *e = &loop->signals->entries[signum];
+    forget_pending(e);
     event_free(e->ev); /* the last event of a signal: libevent restores it */
     e->ev = NULL;
     loop->signals->count--;
@@ -113,9 +135,11 @@ int asyncio_loop_remove_signal_handler(asyncio_loop *loop, int signum)
 void asyncio__signals_close(asyncio_loop *loop)
 {
     if (loop->signals != NULL) {
-        for (int i = 0; i < NSIG; i++)
+        for (int i = 0; i < NSIG; i++) {
+            forget_pending(&loop->signals->entries[i]);
             if (loop->signals->entries[i].ev != NULL)
                 event_free(loop->signals->entries[i].ev);
+        }
         free(loop->signals);
         loop->signals = NULL;
     }

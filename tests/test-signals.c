@@ -2,6 +2,8 @@
  * restoring dispositions and the one-loop-at-a-time rule. */
 #include "testutil.h"
 
+#include <event2/event.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -321,6 +323,35 @@ START_TEST(burst_of_signals_while_the_loop_is_busy_runs_the_callback)
 }
 END_TEST
 
+static void must_not_run_cb(void *arg)
+{
+    (void)arg;
+    ck_abort_msg("a removed signal handler ran");
+}
+
+/* The signal is delivered and its callback queued (libevent is polled from
+ * inside this callback), then the handler is removed before it runs. */
+static void kill_then_remove_cb(void *arg)
+{
+    asyncio_loop *loop = arg;
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    ck_assert_int_eq(event_base_loop(asyncio_loop_get_event_base(loop), EVLOOP_NONBLOCK), 0);
+    ck_assert_int_eq(asyncio_loop_remove_signal_handler(loop, SIGUSR1), 1);
+    ck_assert_int_eq(asyncio_loop_call_later(loop, 0.05, tu_stop_cb, loop, NULL), 0);
+}
+
+START_TEST(removing_a_handler_cancels_a_delivery_not_yet_run)
+{
+    asyncio_loop *loop = tu_new_guarded_loop();
+    /* Keep SIGUSR1 from killing the test once the handler is gone. */
+    signal(SIGUSR1, SIG_IGN);
+    ck_assert_int_eq(asyncio_loop_add_signal_handler(loop, SIGUSR1, must_not_run_cb, NULL), 0);
+    ck_assert_int_eq(asyncio_loop_call_soon(loop, kill_then_remove_cb, loop, NULL), 0);
+    tu_run(loop);
+    tu_free_loop(loop);
+}
+END_TEST
+
 static Suite *signals_suite(void)
 {
     Suite *s = suite_create("signals");
@@ -337,6 +368,7 @@ static Suite *signals_suite(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, invalid_or_uncatchable_signals_return_einval);
     tcase_add_test(tc, remove_signal_handler_returns_1_then_0);
+    tcase_add_test(tc, removing_a_handler_cancels_a_delivery_not_yet_run);
     tcase_add_test(tc, removing_a_handler_restores_the_previous_disposition);
     tcase_add_test(tc, removing_a_handler_restores_an_ignored_disposition);
     tcase_add_test(tc, closing_the_loop_restores_the_previous_disposition);

@@ -18,12 +18,14 @@ typedef void (*asyncio_done_callback)(asyncio_future *future, void *arg);
 ASYNCIO_EXTERN int asyncio_loop_create_future(asyncio_loop *loop, asyncio_future **future);
 
 /* Complete with `result`.  `destroy` (may be NULL) runs on the result when
- * the future is freed.  ASYNCIO_EINVALSTATE if already done; the result is
- * then not taken (its destroy is not called). */
+ * the future is freed.  On an error (ASYNCIO_EINVALSTATE if already done,
+ * -ENOMEM) the future is unchanged and the result not taken (its destroy
+ * is not called).  If the loop is closed the future still completes, but
+ * its done callbacks can no longer run and are dropped. */
 ASYNCIO_EXTERN int asyncio_future_set_result(asyncio_future *f, void *result,
                                              void (*destroy)(void *result));
 
-/* Complete with `error` (< 0, else -EINVAL).  ASYNCIO_EINVALSTATE if done. */
+/* Complete with `error` (< 0, else -EINVAL); errors as set_result. */
 ASYNCIO_EXTERN int asyncio_future_set_exception(asyncio_future *f, int error);
 
 /* 1 if the future was cancelled now, 0 if it was already done. */
@@ -41,7 +43,8 @@ ASYNCIO_EXTERN int asyncio_future_result(asyncio_future *f, void **result);
 ASYNCIO_EXTERN int asyncio_future_exception(asyncio_future *f);
 
 /* Run cb(f, arg) through call_soon once the future is done (at once if it
- * is).  The same pair may be added more than once. */
+ * is).  The same pair may be added more than once.  ASYNCIO_ECLOSED if the
+ * future is done and its loop closed: the callback could never run. */
 ASYNCIO_EXTERN int asyncio_future_add_done_callback(asyncio_future *f, asyncio_done_callback cb,
                                                     void *arg);
 

@@ -80,7 +80,9 @@ ASYNCIO_EXTERN int asyncio_loop_close(asyncio_loop *loop);
 ASYNCIO_EXTERN double asyncio_loop_time(asyncio_loop *loop);
 
 /* Take / release a reference.  Releasing the last one closes the loop if
- * it is still open.  Both are safe from any thread. */
+ * it is still open.  Both are safe from any thread.  Futures, transports
+ * and servers hold references to their loop, so a loop with open
+ * transports lives until asyncio_loop_close(): close your loops. */
 ASYNCIO_EXTERN void asyncio_loop_ref(asyncio_loop *loop);
 ASYNCIO_EXTERN void asyncio_loop_unref(asyncio_loop *loop);
 
