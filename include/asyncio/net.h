@@ -24,11 +24,13 @@ typedef struct asyncio_connection_options {
     int use_default_ssl;           /* nonzero: TLS with a verifying context of the library's */
     const char *server_hostname;   /* NULL: host; "": no hostname check */
     int family, proto, flags;      /* passed to getaddrinfo */
-    int sock;                      /* -1: none; else an already connected socket (taken over) */
+    int sock;                      /* -1: none; else an already connected socket, taken
+                                      over on success and failure alike; host must be NULL */
     const char *local_host;        /* NULL: no bind */
     int local_port;
     double happy_eyeballs_delay;   /* 0: one address after another; else RFC 8305 racing */
-    int interleave;                /* address families interleaved (1 when racing) */
+    int interleave;                /* interleave address families; 0: the default (1 when
+                                      racing, else none) */
     double ssl_handshake_timeout;  /* 60 s */
     double ssl_shutdown_timeout;   /* 30 s */
 } asyncio_connection_options;
@@ -39,7 +41,10 @@ typedef struct asyncio_connection_options {
 /* Resolve `host`, try each address in order (or race them, RFC 8305, when
  * happy_eyeballs_delay > 0) and connect.  TCP_NODELAY is set.  Result: the
  * transport, its protocol already connected.  The error is the last
- * attempt's, or ASYNCIO_EAI_* when the name did not resolve. */
+ * attempt's, or ASYNCIO_EAI_* when the name did not resolve; a factory
+ * that returns NULL fails it with -ECONNABORTED.  Argument errors come back
+ * from the call; everything that happens on the network (bind, connect)
+ * comes back in the future.  server_hostname without TLS: -EINVAL. */
 ASYNCIO_EXTERN int asyncio_loop_create_connection(asyncio_loop *loop, asyncio_protocol_factory factory,
                                                   void *arg, const char *host, int port,
                                                   const asyncio_connection_options *opts,
@@ -59,8 +64,13 @@ typedef struct asyncio_server_options {
 #define ASYNCIO_SERVER_OPTIONS_INIT {AF_UNSPEC, AI_PASSIVE, -1, 100, NULL, 1, 0, 60.0, 30.0}
 
 /* Listen on every address `host` resolves to (NULL or "": every interface,
- * IPv4 and IPv6).  Port 0 picks a free port (see get_sockets).  Result:
- * the asyncio_server *. */
+ * IPv4 and IPv6, IPV6_V6ONLY on the v6 socket).  Port 0 picks a free port
+ * (see get_sockets).  Result: the asyncio_server *; bind and listen errors
+ * (-EADDRINUSE) come back in the future.  A listening server serves until
+ * asyncio_server_close() or the loop closes, whoever holds references.
+ * Accept errors reach the exception handler; running out of descriptors
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM) pauses that listener for one second
+ * instead of spinning. */
 ASYNCIO_EXTERN int asyncio_loop_create_server(asyncio_loop *loop, asyncio_protocol_factory factory,
                                               void *arg, const char *host, int port,
                                               const asyncio_server_options *opts,
@@ -71,7 +81,10 @@ ASYNCIO_EXTERN int asyncio_loop_create_unix_connection(asyncio_loop *loop,
                                                        const char *path,
                                                        const asyncio_connection_options *opts,
                                                        asyncio_future **out);
-/* Listens on `path`; a stale socket file there is replaced. */
+/* Listens on `path`: a socket file left there is replaced, any other file
+ * is -EADDRINUSE (in the future); the socket file stays after close.
+ * A path too long for sun_path: -ENAMETOOLONG.  SO_REUSEADDR does not
+ * apply to UNIX sockets. */
 ASYNCIO_EXTERN int asyncio_loop_create_unix_server(asyncio_loop *loop,
                                                    asyncio_protocol_factory factory, void *arg,
                                                    const char *path,
