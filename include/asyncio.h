@@ -15,5 +15,6 @@
 #include <asyncio/net.h>
 #include <asyncio/fd.h>
 #include <asyncio/libevent.h>
+#include <asyncio/executor.h>
 
 #endif

@@ -38,7 +38,10 @@ static inline void asyncio__ref_inc(asyncio__refcount *r)
 }
 /* Returns 1 when the count reached zero: the caller frees.  A count of 1
  * seen by a holder means no other thread holds (or can take) a reference,
- * so the locked decrement -- costly on the hot path -- is skipped. */
+ * so the locked decrement -- costly on the hot path -- is skipped.  That
+ * rests on one rule, kept everywhere in the library: a reference is only
+ * ever taken from a reference one already holds, never from a borrowed or
+ * cached pointer (no weak references). */
 static inline int asyncio__ref_dec(asyncio__refcount *r)
 {
     if (__atomic_load_n(&r->n, __ATOMIC_ACQUIRE) == 1)
