@@ -139,14 +139,8 @@ static inline void asyncio__queue_splice(asyncio__queue *to, asyncio__queue *fro
     from->len = 0;
 }
 
-/* Allocate a handle with one reference (the queue's) for `loop`.  Loop
- * thread only (it reuses the loop's cache of freed handles). */
+/* Allocate a handle with one reference (the queue's) for `loop`. */
 asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg);
-/* Drop one reference on the loop's thread; a freed handle goes back to the
- * loop's cache. */
-void asyncio__handle_release(asyncio_loop *loop, asyncio_handle *h);
-/* Free the handles cached for reuse (loop close). */
-void asyncio__handle_cache_clear(asyncio_loop *loop);
 /* Drop a handle that will not run (loop closed): unref it, reporting it in
  * debug mode. */
 void asyncio__handle_drop(asyncio_handle *h);
@@ -240,6 +234,62 @@ int asyncio__stream_new_socket(asyncio_loop *loop, int fd, asyncio_protocol *pro
 /* server.c: one of the server's connections has gone (connection_lost ran). */
 void asyncio__server_connection_done(asyncio_server *server);
 
+/* ---- socket helpers (sockutil.c) ------------------------------------------ */
+
+struct sockaddr_un;
+
+/* Take over a caller's socket: it must be of `type` (SOCK_STREAM, ...) and,
+ * unless `family` is AF_UNSPEC, of that family (else -EINVAL); it is made
+ * O_NONBLOCK.  0 or a negative error; the fd is the caller's either way. */
+int asyncio__sock_adopt(int fd, int type, int family);
+/* A new socket as the library makes them: non-blocking, close-on-exec.
+ * The fd, or -errno. */
+int asyncio__sock_open(int family, int type, int proto);
+/* Socket options as asyncio's `reuse_address`, `reuse_port`,
+ * `allow_broadcast` (and IPV6_V6ONLY for listeners) set them. */
+enum {
+    ASYNCIO__SOCK_REUSEADDR = 1 << 0,
+    ASYNCIO__SOCK_REUSEPORT = 1 << 1,
+    ASYNCIO__SOCK_BROADCAST = 1 << 2,
+    ASYNCIO__SOCK_V6ONLY = 1 << 3,    /* AF_INET6 sockets only */
+};
+/* Turn on each option in `opts`, in the order above; stops at the first
+ * failure: 0 or -errno (the fd stays open, the caller's). */
+int asyncio__sock_setopts(int fd, unsigned opts);
+/* TCP_NODELAY on an AF_INET/AF_INET6 socket, as asyncio sets it on every
+ * TCP transport; other sockets, and errors, are left alone. */
+void asyncio__sock_set_nodelay(int fd);
+/* Fill `sun` for `path` (strlen(path) < sizeof(sun->sun_path): the caller
+ * checks, with its own error); returns the length to bind/connect with. */
+socklen_t asyncio__sock_unix_addr(struct sockaddr_un *sun, const char *path);
+/* asyncio_loop_getaddrinfo for host:port with hints (family, type, proto,
+ * flags); its result in *out. */
+int asyncio__sock_getaddrinfo(asyncio_loop *loop, const char *host, int port, int family,
+                              int type, int proto, int flags, asyncio_future **out);
+/* ---- end socket helpers */
+
+/* ---- TLS (tls.c) ------------------------------------------------------------- */
+
+/* Client: a TLS handshake over the connected socket `fd` (taken over on
+ * success and failure alike), then protocol = factory(arg), then a TLS
+ * stream transport: `waiter` completes with it after connection_made, or
+ * fails (ASYNCIO_ECERT, ASYNCIO_ESSL, -ETIMEDOUT, -errno; -ECONNABORTED
+ * when the factory refuses).  ctx NULL: the default verifying context.
+ * hostname NULL or "": no host name check.  Returns 0, or an error
+ * before anything started (then `waiter` is untouched). */
+int asyncio__tls_connect(asyncio_loop *loop, int fd, SSL_CTX *ctx, const char *hostname,
+                         double handshake_timeout, double shutdown_timeout,
+                         asyncio_protocol_factory factory, void *arg, asyncio_future *waiter);
+/* Server: the handshake over an accepted `fd` (taken over), which the
+ * caller counts as one of `server`'s connections before the call (as for
+ * asyncio__stream_new_socket; an error return means it is not one); after
+ * it the factory and the transport.  A failed handshake, or a factory
+ * that refuses, ends with asyncio__server_connection_done; the failure
+ * is reported through the exception handler and makes no protocol. */
+int asyncio__tls_accept(asyncio_loop *loop, asyncio_server *server, int fd, SSL_CTX *ctx,
+                        double handshake_timeout, double shutdown_timeout,
+                        asyncio_protocol_factory factory, void *arg);
+
 /* resolve.c: the loop's evdns base, made on first use; NULL on failure. */
 struct evdns_base *asyncio__loop_dns(asyncio_loop *loop);
 
@@ -274,10 +324,6 @@ struct asyncio_loop {
     unsigned ran_since_poll;        /* callbacks run since libevent was polled */
     long polled_at;                 /* coarse clock (ms) at that poll */
 
-    /* Freed handles kept for reuse; touched only by the loop's thread. */
-    asyncio_handle *handle_cache;
-    unsigned handle_cache_len;
-
     int debug;
     double slow_callback_duration;
     asyncio_exception_handler exc_handler;
@@ -304,6 +350,16 @@ struct asyncio_loop {
     int executor_attached;
     asyncio__closable executor_closable;
     asyncio__link executor_jobs;
+
+    /* -- tasks area (task.c): the loop's tasks that have not finished, its
+     * cache of stacks and the stack size; made on first use, freed by its
+     * closable. -- */
+    struct asyncio__tasks *tasks;
+
+    /* -- TLS area (tls-context.c): why recent handshakes failed, for
+     * asyncio_future_ssl_error; made on the first failure, freed by its
+     * closable. -- */
+    struct asyncio__tls_failures *tls_failures;
 };
 
 /* 1 if the loop is closed (and callers should return ASYNCIO_ECLOSED). */
@@ -336,5 +392,73 @@ void asyncio__signals_close(asyncio_loop *loop);
 /* Start a detached thread running main(arg) with every asynchronous signal
  * blocked (signals are the loop's business, not a worker's).  0 or -errno. */
 int asyncio__spawn_detached(void *(*main)(void *), void *arg);
+
+/* ---- Tasks (task.c; hooks in future.c) ---------------------------------------- */
+
+/* A task is an asyncio_future with a struct asyncio__task attached while
+ * its coroutine has not returned.  The future then refuses set_result and
+ * set_exception (-EINVAL), and asyncio_future_cancel calls
+ * asyncio__task_cancel, which returns 1 (the request is made). */
+struct asyncio__task;
+void asyncio__future_attach_task(asyncio_future *f, struct asyncio__task *task); /* NULL: detach */
+/* The task's own completion: error 0 with result, -ECANCELED (cancelled)
+ * or another error.  The result has no destroy. */
+int asyncio__future_finish_task(asyncio_future *f, int error, void *result);
+int asyncio__task_cancel(struct asyncio__task *task);
+/* ---- end tasks */
+
+/* ---- Pipes (pipe.c; the stream transport's fd path, stream-fd.c) ---------- */
+
+/* A pipe transport over `fd`, for the subprocess layer: a read pipe
+ * (writable 0) or a write pipe (writable 1), the same transport that
+ * asyncio_loop_connect_read_pipe / _write_pipe make (include/asyncio/pipe.h
+ * says what each supports and what its protocol hears).
+ *   fd        a FIFO, socket or pollable character device, else -EINVAL
+ *             (-EPERM when the backend cannot watch it).  Made
+ *             O_NONBLOCK and taken over on success and failure alike;
+ *             closed when connection_lost has run (or on failure, before
+ *             this returns).
+ *   protocol  borrowed until its connection_lost, which it hears exactly
+ *             once on success (on loop close: ASYNCIO_ECLOSED, then
+ *             possibly without connection_made); on failure it hears
+ *             nothing.  No factory, no future: nothing else is called.
+ *   *out      (may be NULL) a reference to the transport; the transport
+ *             also holds itself until connection_lost has run.
+ * Order: connection_made is queued (call_soon) before this returns; the
+ * read pipe starts reading, and the write pipe watching for its reader
+ * going, only after it ran.  So a handle the caller queues after this call
+ * runs after connection_made and before any data_received,
+ * eof_received or connection_lost of the pipe.  A close() before then
+ * still delivers connection_made first, then connection_lost(0).
+ * Errors: -EINVAL (loop, protocol or its ops NULL, fd < 0 -- not closed --,
+ * fd of another type), ASYNCIO_ECLOSED, -ENOMEM, -EPERM, -errno of fstat /
+ * fcntl.  Loop thread only. */
+int asyncio__pipe_transport_new(asyncio_loop *loop, int fd, int writable,
+                                asyncio_protocol *protocol, asyncio_transport **out);
+/* ---- end pipes */
+
+/* ---- Subprocesses (spawn.c, subprocess.c) ----------------------------------- */
+
+/* What one of the child's fds 0-2 becomes: an fd >= 0 of ours (dup2'd
+ * onto it; we keep ours), or one of these. */
+enum {
+    ASYNCIO__STDIO_INHERIT = -1,
+    ASYNCIO__STDIO_DEVNULL = -2,
+    ASYNCIO__STDIO_STDOUT = -3, /* stderr only: the child's fd 1 */
+};
+
+typedef struct asyncio__spawn_opts {
+    const char *file;           /* looked up in PATH when it has no '/' */
+    char *const *argv;
+    char *const *envp;          /* NULL: environ */
+    const char *cwd;            /* NULL: ours */
+    int stdio[3];
+} asyncio__spawn_opts;
+
+/* Start a child (posix_spawnp): fds 0-2 as `stdio` says, every other fd
+ * closed, every signal at SIG_DFL and unblocked.  0 and *pid, or the
+ * error -- for a program that cannot be run, the exec's own errno, and no
+ * child exists.  Any thread. */
+int asyncio__spawn(const asyncio__spawn_opts *o, pid_t *pid);
 
 #endif

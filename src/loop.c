@@ -227,7 +227,7 @@ static void run_handle(asyncio_loop *loop, asyncio_handle *h)
             asyncio__report(loop, "slow callback: ran longer than the slow-callback duration", 0,
                             NULL, h);
     }
-    asyncio__handle_release(loop, h);
+    asyncio_handle_unref(h);
 }
 
 static void run_once(asyncio_loop *loop)
@@ -359,7 +359,6 @@ int asyncio_loop_close(asyncio_loop *loop)
     while ((h = asyncio__queue_pop(&inbox)) != NULL)
         asyncio__handle_drop(h);
     asyncio__heap_clear(&loop->timers);
-    asyncio__handle_cache_clear(loop);
 
     event_free(loop->timer_ev);
     event_free(loop->wake_ev);
