@@ -33,11 +33,8 @@
 #include "internal.h"
 
 #include <event2/event.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -191,9 +188,10 @@ static void on_future_done(asyncio_future *f, void *arg)
     connector_unref(c); /* this callback's reference */
 }
 
-static void on_loop_close(asyncio__closable *closable)
+/* Stop and cancel the caller's future (held across terminate, which may
+ * drop the connector's reference to it). */
+static void terminate_cancelled(struct connector *c)
 {
-    struct connector *c = asyncio__container_of(closable, struct connector, closable);
     asyncio_future *f = c->future;
     asyncio_future_ref(f);
     terminate(c);
@@ -201,18 +199,12 @@ static void on_loop_close(asyncio__closable *closable)
     asyncio_future_unref(f);
 }
 
-/* ---- Finishing: the factory and the transport (a loop callback) ---------------- */
-
-static void set_nodelay(int fd)
+static void on_loop_close(asyncio__closable *closable)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-        int on = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    }
+    terminate_cancelled(asyncio__container_of(closable, struct connector, closable));
 }
+
+/* ---- Finishing: the factory and the transport (a loop callback) ---------------- */
 
 static void finish(void *arg)
 {
@@ -223,7 +215,7 @@ static void finish(void *arg)
         fail(c, c->last_error < 0 ? c->last_error : -ECONNREFUSED);
         return;
     }
-    set_nodelay(c->fd);
+    asyncio__sock_set_nodelay(c->fd);
 
     /* The factory is user code: it may cancel the future or close the
      * loop's other objects.  Keep what we need across it. */
@@ -293,9 +285,9 @@ static int attempt_start(struct connector *c, size_t i)
 {
     const struct target *t = &c->targets[i];
     struct attempt *a = &c->attempts[i];
-    int fd = socket(t->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, t->proto);
+    int fd = asyncio__sock_open(t->family, SOCK_STREAM, t->proto);
     if (fd < 0)
-        return -errno;
+        return fd;
     int err;
     if (c->want_local && (err = bind_local(c, fd, t->family)) < 0) {
         close(fd);
@@ -535,15 +527,8 @@ static void on_resolved(asyncio_future *f, void *arg)
 static int resolve(struct connector *c, const char *host, int port,
                    const asyncio_connection_options *o, asyncio_future **slot)
 {
-    char service[8];
-    snprintf(service, sizeof(service), "%d", port);
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = o->family;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = o->proto;
-    hints.ai_flags = o->flags;
-    int err = asyncio_loop_getaddrinfo(c->loop, host, service, &hints, slot);
+    int err = asyncio__sock_getaddrinfo(c->loop, host, port, o->family, SOCK_STREAM, o->proto,
+                                        o->flags, slot);
     if (err < 0) {
         *slot = NULL;
         return err;
@@ -561,31 +546,18 @@ static int resolve(struct connector *c, const char *host, int port,
 
 /* ---- The calls ---------------------------------------------------------------------- */
 
-/* Take over a caller's socket: it must be a stream socket; made non-blocking. */
-static int adopt_socket(int fd, int want_family)
-{
-    int type = 0;
-    socklen_t len = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-        return -errno;
-    if (type != SOCK_STREAM)
-        return -EINVAL;
-    if (want_family != AF_UNSPEC) {
-        struct sockaddr_storage ss;
-        len = sizeof(ss);
-        if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-            return -errno;
-        if (ss.ss_family != want_family)
-            return -EINVAL;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -errno;
-    return 0;
-}
+static const asyncio_connection_options default_options = ASYNCIO_CONNECTION_OPTIONS_INIT;
 
-static int check_options(const asyncio_connection_options *o)
+/* The checks both calls make, in this order: `bad`, the call's own
+ * arguments are wrong; the loop is closed; the common options; `more`, the
+ * call's own check of the options. */
+static int check_call(asyncio_loop *loop, asyncio_protocol_factory factory, int bad,
+                      const asyncio_connection_options *o, int more)
 {
+    if (loop == NULL || factory == NULL || bad)
+        return -EINVAL;
+    if (loop->closed)
+        return ASYNCIO_ECLOSED;
     if (o->ssl != NULL || o->use_default_ssl)
         return -ENOTSUP;
     if (o->server_hostname != NULL) /* asyncio: only meaningful with ssl */
@@ -594,7 +566,7 @@ static int check_options(const asyncio_connection_options *o)
         return -EINVAL;
     if (o->local_port < 0 || o->local_port > 65535)
         return -EINVAL;
-    return 0;
+    return more;
 }
 
 /* Everything common to both calls, once the arguments are checked.  `sock`
@@ -646,11 +618,7 @@ static int connector_new(asyncio_loop *loop, asyncio_protocol_factory factory, v
  * call reports the error; the future is cancelled so that nobody waits. */
 static int abandon(struct connector *c, asyncio_future **out, int err)
 {
-    asyncio_future *f = c->future;
-    asyncio_future_ref(f);
-    terminate(c);
-    asyncio_future_cancel(f);
-    asyncio_future_unref(f);
+    terminate_cancelled(c);
     if (out != NULL) {
         asyncio_future_unref(*out);
         *out = NULL;
@@ -658,34 +626,44 @@ static int abandon(struct connector *c, asyncio_future **out, int err)
     return err;
 }
 
+/* Both calls, once their arguments are checked (`err`): adopt the
+ * caller's socket (of `family`, or any with AF_UNSPEC) -- or close it on any
+ * error: it is taken over on failure too -- and make the connector.  With a
+ * socket the connection is there already, finish is scheduled and *cp is
+ * NULL; otherwise *cp is the connector, waiting for its targets. */
+static int connector_start(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
+                           const asyncio_connection_options *o, int family, int err,
+                           asyncio_future **out, struct connector **cp)
+{
+    int sock = o->sock;
+    if (err == 0 && sock >= 0)
+        err = asyncio__sock_adopt(sock, SOCK_STREAM, family);
+    if (err < 0) {
+        if (sock >= 0)
+            close(sock);
+        return err;
+    }
+    struct connector *c;
+    if ((err = connector_new(loop, factory, arg, o, sock, out, &c)) < 0)
+        return err;
+    *cp = NULL;
+    if (sock >= 0)
+        schedule_finish(c);
+    else
+        *cp = c;
+    return 0;
+}
+
 int asyncio_loop_create_connection(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
                                    const char *host, int port,
                                    const asyncio_connection_options *opts, asyncio_future **out)
 {
-    static const asyncio_connection_options defaults = ASYNCIO_CONNECTION_OPTIONS_INIT;
-    const asyncio_connection_options *o = opts != NULL ? opts : &defaults;
-    int sock = o->sock;
-    int err = 0;
-    if (loop == NULL || factory == NULL || port < 0 || port > 65535 ||
-        (sock >= 0 && host != NULL))
-        err = -EINVAL;
-    else if (loop->closed)
-        err = ASYNCIO_ECLOSED;
-    else if ((err = check_options(o)) == 0 && sock >= 0)
-        err = adopt_socket(sock, AF_UNSPEC);
-    if (err < 0) {
-        if (sock >= 0)
-            close(sock); /* taken over on failure too */
-        return err;
-    }
-
+    const asyncio_connection_options *o = opts != NULL ? opts : &default_options;
+    int err = check_call(loop, factory,
+                         port < 0 || port > 65535 || (o->sock >= 0 && host != NULL), o, 0);
     struct connector *c;
-    if ((err = connector_new(loop, factory, arg, o, sock, out, &c)) < 0)
+    if ((err = connector_start(loop, factory, arg, o, AF_UNSPEC, err, out, &c)) < 0 || c == NULL)
         return err;
-    if (sock >= 0) {
-        schedule_finish(c);
-        return 0;
-    }
     c->want_local = o->local_host != NULL;
     if ((err = resolve(c, host, port, o, &c->gai_remote)) < 0 ||
         (c->want_local && (err = resolve(c, o->local_host, o->local_port, o, &c->gai_local)) < 0))
@@ -698,45 +676,24 @@ int asyncio_loop_create_unix_connection(asyncio_loop *loop, asyncio_protocol_fac
                                         const asyncio_connection_options *opts,
                                         asyncio_future **out)
 {
-    static const asyncio_connection_options defaults = ASYNCIO_CONNECTION_OPTIONS_INIT;
-    const asyncio_connection_options *o = opts != NULL ? opts : &defaults;
-    int sock = o->sock;
+    const asyncio_connection_options *o = opts != NULL ? opts : &default_options;
     struct sockaddr_un sun;
-    int err = 0;
-    if (loop == NULL || factory == NULL || (sock >= 0) == (path != NULL))
-        err = -EINVAL; /* exactly one of path and sock */
-    else if (loop->closed)
-        err = ASYNCIO_ECLOSED;
-    else if ((err = check_options(o)) == 0 && o->local_host != NULL)
-        err = -EINVAL;
-    else if (err == 0 && path != NULL && (path[0] == '\0'))
-        err = -EINVAL;
-    else if (err == 0 && path != NULL && strlen(path) >= sizeof(sun.sun_path))
-        err = -ENAMETOOLONG;
-    else if (err == 0 && sock >= 0)
-        err = adopt_socket(sock, AF_UNIX);
-    if (err < 0) {
-        if (sock >= 0)
-            close(sock);
-        return err;
-    }
-
+    int more = 0;
+    if (o->local_host != NULL || (path != NULL && path[0] == '\0'))
+        more = -EINVAL;
+    else if (path != NULL && strlen(path) >= sizeof(sun.sun_path))
+        more = -ENAMETOOLONG;
+    /* Exactly one of path and sock. */
+    int err = check_call(loop, factory, (o->sock >= 0) == (path != NULL), o, more);
     struct connector *c;
-    if ((err = connector_new(loop, factory, arg, o, sock, out, &c)) < 0)
+    if ((err = connector_start(loop, factory, arg, o, AF_UNIX, err, out, &c)) < 0 || c == NULL)
         return err;
-    if (sock >= 0) {
-        schedule_finish(c);
-        return 0;
-    }
     c->targets = calloc(1, sizeof(*c->targets));
     if (c->targets == NULL)
         return abandon(c, out, -ENOMEM);
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path, strlen(path) + 1);
     c->targets[0].family = AF_UNIX;
-    c->targets[0].len = (socklen_t)sizeof(sun);
-    memcpy(&c->targets[0].addr, &sun, sizeof(sun));
+    c->targets[0].len = asyncio__sock_unix_addr(&sun, path);
+    memcpy(&c->targets[0].addr, &sun, c->targets[0].len);
     c->ntargets = 1;
     /* Even a UNIX connect that succeeds or fails at once completes the
      * future from the loop (through `finish`), like every other path. */

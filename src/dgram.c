@@ -42,7 +42,6 @@
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -508,15 +507,17 @@ static void on_made(void *arg)
 static int open_socket(int family, int proto, const struct addrinfo *local,
                        const struct addrinfo *remote, const asyncio_datagram_options *o)
 {
-    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+    int fd = asyncio__sock_open(family, SOCK_DGRAM, proto);
     if (fd < 0)
-        return -errno;
-    int one = 1;
-    if ((o->reuse_address && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) ||
-        (o->allow_broadcast && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0) ||
-        (local != NULL && bind(fd, local->ai_addr, local->ai_addrlen) < 0) ||
-        (remote != NULL && connect(fd, remote->ai_addr, remote->ai_addrlen) < 0)) {
-        int err = -errno;
+        return fd;
+    unsigned opts = (o->reuse_address ? ASYNCIO__SOCK_REUSEADDR : 0) |
+                    (o->allow_broadcast ? ASYNCIO__SOCK_BROADCAST : 0);
+    int err = asyncio__sock_setopts(fd, opts);
+    if (!err && local != NULL && bind(fd, local->ai_addr, local->ai_addrlen) < 0)
+        err = -errno;
+    if (!err && remote != NULL && connect(fd, remote->ai_addr, remote->ai_addrlen) < 0)
+        err = -errno;
+    if (err < 0) {
         close(fd);
         return err;
     }
@@ -774,18 +775,11 @@ int asyncio_loop_create_datagram_endpoint(asyncio_loop *loop, asyncio_protocol_f
 
     const char *hosts[2] = {local_host, remote_host};
     const int ports[2] = {local_port, remote_port};
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = opts->family;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_protocol = opts->proto;
-    hints.ai_flags = opts->flags;
     for (int i = 0; i < 2 && err == 0; i++) {
         if (hosts[i] == NULL)
             continue;
-        char port[8];
-        snprintf(port, sizeof(port), "%d", ports[i]);
-        err = asyncio_loop_getaddrinfo(loop, hosts[i], port, &hints, &c->resolving[i]);
+        err = asyncio__sock_getaddrinfo(loop, hosts[i], ports[i], opts->family, SOCK_DGRAM,
+                                        opts->proto, opts->flags, &c->resolving[i]);
         if (err == 0) {
             err = asyncio_future_add_done_callback(c->resolving[i], on_resolved, c);
             if (err == 0)

@@ -31,10 +31,7 @@
 
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -257,17 +254,6 @@ static void report(asyncio_server *s, const char *message, int error)
     asyncio_loop_call_exception_handler(s->loop, &ctx);
 }
 
-static void set_nodelay(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
-        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-        int on = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-    }
-}
-
 static void accept_one(asyncio_server *s, int fd)
 {
     asyncio_protocol *protocol = s->factory(s->arg);
@@ -275,7 +261,7 @@ static void accept_one(asyncio_server *s, int fd)
         close(fd); /* the factory refused the connection */
         return;
     }
-    set_nodelay(fd);
+    asyncio__sock_set_nodelay(fd);
     s->active++;
     int err = asyncio__stream_new_socket(s->loop, fd, protocol, s, NULL, NULL);
     if (err < 0) {
@@ -403,6 +389,8 @@ static int setup_addrinfo(asyncio_server *s, const struct addrinfo *ai)
     s->listeners = calloc(n, sizeof(*s->listeners));
     if (s->listeners == NULL)
         return -ENOMEM;
+    unsigned opts = (s->reuse_address ? ASYNCIO__SOCK_REUSEADDR : 0) |
+                    (s->reuse_port ? ASYNCIO__SOCK_REUSEPORT : 0);
     int socket_error = 0;
     for (const struct addrinfo *p = ai; p != NULL; p = p->ai_next) {
         /* A name may resolve to one address twice: bind it once. */
@@ -412,23 +400,16 @@ static int setup_addrinfo(asyncio_server *s, const struct addrinfo *ai)
                    memcmp(q->ai_addr, p->ai_addr, p->ai_addrlen) == 0;
         if (seen)
             continue;
-        int fd = socket(p->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, p->ai_protocol);
+        int fd = asyncio__sock_open(p->ai_family, SOCK_STREAM, p->ai_protocol);
         if (fd < 0) {
             /* asyncio skips a family/protocol the system lacks. */
-            socket_error = -errno;
+            socket_error = fd;
             continue;
         }
-        int on = 1;
-        int err = 0;
-        if (s->reuse_address && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0)
-            err = -errno;
-        if (!err && s->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) < 0)
-            err = -errno;
         /* Without V6ONLY Linux's dual-stack "::" would take the IPv4 port
          * that the "0.0.0.0" socket binds too. */
-        if (!err && p->ai_family == AF_INET6 &&
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0)
-            err = -errno;
+        unsigned v6only = p->ai_family == AF_INET6 ? ASYNCIO__SOCK_V6ONLY : 0;
+        int err = asyncio__sock_setopts(fd, opts | v6only);
         if (!err && bind(fd, p->ai_addr, p->ai_addrlen) < 0)
             err = -errno;
         if (err < 0) {
@@ -448,19 +429,17 @@ static int setup_unix(asyncio_server *s)
     s->listeners = calloc(1, sizeof(*s->listeners));
     if (s->listeners == NULL)
         return -ENOMEM;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = asyncio__sock_open(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0)
-        return -errno;
+        return fd;
     /* A socket file left by an earlier server is replaced; anything else
      * there makes bind fail with EADDRINUSE (as in asyncio). */
     struct stat st;
     if (stat(s->path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(s->path);
     struct sockaddr_un sun;
-    memset(&sun, 0, sizeof(sun));
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, s->path, strlen(s->path) + 1);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    socklen_t len = asyncio__sock_unix_addr(&sun, s->path);
+    if (bind(fd, (struct sockaddr *)&sun, len) < 0) {
         int err = -errno;
         close(fd);
         return err;
@@ -582,30 +561,6 @@ static int check_options(const asyncio_server_options *o)
     return 0;
 }
 
-/* Adopt the caller's socket: a stream socket (of `family` unless
- * AF_UNSPEC), made non-blocking. */
-static int adopt_socket(int fd, int family)
-{
-    int type = 0;
-    socklen_t len = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-        return -errno;
-    if (type != SOCK_STREAM)
-        return -EINVAL;
-    if (family != AF_UNSPEC) {
-        struct sockaddr_storage ss;
-        len = sizeof(ss);
-        if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-            return -errno;
-        if (ss.ss_family != family)
-            return -EINVAL;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -errno;
-    return 0;
-}
-
 /* The server object and its creating future; `sock` is consumed. */
 static int server_new(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
                       const asyncio_server_options *o, int sock, asyncio_server **sp)
@@ -677,7 +632,7 @@ int asyncio_loop_create_server(asyncio_loop *loop, asyncio_protocol_factory fact
     else if (loop->closed)
         err = ASYNCIO_ECLOSED;
     else if ((err = check_options(o)) == 0 && sock >= 0)
-        err = adopt_socket(sock, AF_UNSPEC);
+        err = asyncio__sock_adopt(sock, SOCK_STREAM, AF_UNSPEC);
     if (err < 0) {
         if (sock >= 0)
             close(sock); /* taken over on failure too */
@@ -691,16 +646,9 @@ int asyncio_loop_create_server(asyncio_loop *loop, asyncio_protocol_factory fact
         err = asyncio_loop_call_soon(loop, setup, s, &s->setup_h);
         return server_started(s, err, out);
     }
-    char service[8];
-    snprintf(service, sizeof(service), "%d", port);
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = o->family;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = o->flags;
     /* NULL or "": every interface (with AI_PASSIVE, the wildcards). */
-    err = asyncio_loop_getaddrinfo(loop, host != NULL && host[0] != '\0' ? host : NULL, service,
-                                   &hints, &s->gai);
+    err = asyncio__sock_getaddrinfo(loop, host != NULL && host[0] != '\0' ? host : NULL, port,
+                                    o->family, SOCK_STREAM, 0, o->flags, &s->gai);
     if (err < 0) {
         s->gai = NULL;
         return server_started(s, err, out);
@@ -728,7 +676,7 @@ int asyncio_loop_create_unix_server(asyncio_loop *loop, asyncio_protocol_factory
     else if (path != NULL && strlen(path) >= sizeof(sun.sun_path))
         err = -ENAMETOOLONG;
     else if ((err = check_options(o)) == 0 && sock >= 0)
-        err = adopt_socket(sock, AF_UNIX);
+        err = asyncio__sock_adopt(sock, SOCK_STREAM, AF_UNIX);
     if (err < 0) {
         if (sock >= 0)
             close(sock);
