@@ -16,5 +16,6 @@
 #include <asyncio/fd.h>
 #include <asyncio/libevent.h>
 #include <asyncio/executor.h>
+#include <asyncio/pipe.h>
 
 #endif
