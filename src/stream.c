@@ -109,7 +109,8 @@ struct evbuffer *asyncio__stream_output(stream *s)
 size_t asyncio__stream_out_len(stream *s)
 {
     struct evbuffer *o = asyncio__stream_output(s);
-    return o != NULL ? evbuffer_get_length(o) : 0;
+    size_t n = o != NULL ? evbuffer_get_length(o) : 0;
+    return s->nbelow > 0 ? n + asyncio__stream_bev_below_len(s) : n;
 }
 
 /* What get_write_buffer_size reports: the user's bytes not sent yet.  While
@@ -172,6 +173,7 @@ static void release_io(stream *s)
         s->fd = -1;
     }
     if (s->bev != NULL) {
+        asyncio__stream_bev_release(s);
         bufferevent_free(s->bev);
         s->bev = NULL;
     }

@@ -31,6 +31,10 @@ typedef struct asyncio__stream asyncio__stream;
 
 /* A layer between a transport and its bufferevent that needs a say in
  * how the stream ends (TLS, tls.c).  Every member may be NULL. */
+/* How many bufferevents under a filter a stream watches (filters over
+ * filters are rare; deeper ones are not waited for). */
+#define ASYNCIO__STREAM_BELOW_MAX 4
+
 typedef struct asyncio__stream_layer {
     /* close() has sent everything: 0 to end now (connection_lost(0)), 1
      * when the layer ends the transport itself later (with
@@ -64,6 +68,11 @@ struct asyncio__stream {
 
     /* bufferevent path (stream-bev.c) */
     struct bufferevent *bev;
+    /* The bufferevents under a filter `bev`, whose output evbuffers are
+     * watched so that a close waits for them too (stream-bev.c). */
+    struct bufferevent *below[ASYNCIO__STREAM_BELOW_MAX];
+    struct evbuffer_cb_entry *below_cb[ASYNCIO__STREAM_BELOW_MAX];
+    int nbelow;
     int bev_eof;             /* the bufferevent reported EOF */
     int bev_err;             /* ... or an error (negative) */
 
@@ -135,6 +144,10 @@ void asyncio__stream_eof(asyncio__stream *s);
  * included). */
 struct evbuffer *asyncio__stream_output(asyncio__stream *s);
 size_t asyncio__stream_out_len(asyncio__stream *s);
+/* Bytes queued in the bufferevents under a filter (not sent yet either). */
+size_t asyncio__stream_bev_below_len(asyncio__stream *s);
+/* Stop watching them: before the bufferevent is freed. */
+void asyncio__stream_bev_release(asyncio__stream *s);
 
 static inline int asyncio__stream_buffered(asyncio_protocol *p)
 {

@@ -1378,6 +1378,53 @@ START_TEST(test_bufferevent_filter_bulk)
 }
 END_TEST
 
+static peer late_reader;
+static int late_reader_started;
+
+static void start_late_reader(void *arg)
+{
+    (void)arg;
+    peer_start(&late_reader, peer_read);
+    late_reader_started = 1;
+}
+
+/* close() through a filter finishes only when the bytes have left the
+ * bufferevent under it too: the peer starts reading well after the close
+ * was asked for, when the filter's own output is long empty. */
+START_TEST(test_close_through_a_filter_waits_for_the_bufferevent_below)
+{
+    asyncio_loop *loop = tu_new_loop();
+    tu_guard(loop, 20.0);
+    tp p;
+    tp_init(&p, loop);
+    p.stop_on_lost = 1;
+    int peer_fd;
+    asyncio_transport *t = make_filter(loop, &p, &peer_fd);
+    memset(&late_reader, 0, sizeof(late_reader));
+    late_reader.fd = peer_fd;
+    late_reader.check = 1;
+    write_pattern(t, 0, 4 * MiB, 256 * 1024);
+    ck_assert_int_eq(asyncio_transport_close(t), 0);
+    ck_assert_int_eq(asyncio_loop_call_later(loop, 0.3, start_late_reader, NULL, NULL), 0);
+    tu_run(loop);
+    ck_assert_int_eq(p.nlost, 1);
+    ck_assert_int_eq(p.lost_err, 0);
+    if (!late_reader_started)
+        start_late_reader(NULL);
+    /* libevent finalizes the freed bufferevents (closing the socket) in
+     * its next pass: then the peer sees EOF. */
+    tu_call_soon_stop(loop);
+    tu_run(loop);
+    peer_join(&late_reader);
+    ck_assert_int_eq(late_reader.bad, 0);
+    ck_assert_uint_eq(late_reader.n, 4 * MiB);
+    asyncio_transport_unref(t);
+    close(peer_fd);
+    tu_rec_free(&p.ev);
+    tu_free_loop(loop);
+}
+END_TEST
+
 START_TEST(test_close_inside_data_received_bufferevent)
 {
     /* Several chunks already in the input buffer: only the first is
@@ -1538,6 +1585,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tb, test_bufferevent_pair);
     tcase_add_test(tb, test_bufferevent_pause_reading);
     tcase_add_test(tb, test_bufferevent_filter_bulk);
+    tcase_add_test(tb, test_close_through_a_filter_waits_for_the_bufferevent_below);
     tcase_add_test(tb, test_close_inside_data_received_bufferevent);
     tcase_add_test(tb, test_sendfile_bufferevent_fallback);
     suite_add_tcase(s, tb);
