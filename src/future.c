@@ -28,6 +28,10 @@ struct asyncio_future {
     void (*destroy)(void *result);
     struct done_callback *callbacks;
     size_t ncallbacks, capcallbacks;
+    /* Task hook (task.c): set while this future is a task whose coroutine
+     * has not returned.  Such a future is completed only by the task
+     * (asyncio__future_finish_task); cancel asks the task instead. */
+    struct asyncio__task *task;
 };
 
 int asyncio_loop_create_future(asyncio_loop *loop, asyncio_future **out)
@@ -92,16 +96,27 @@ static int complete(asyncio_future *f, enum future_state state, int error, void 
 
 int asyncio_future_set_result(asyncio_future *f, void *result, void (*destroy)(void *result))
 {
-    if (f == NULL)
+    if (f == NULL || f->task != NULL) /* task hook: asyncio's Task refuses set_result */
         return -EINVAL;
     return complete(f, FINISHED, 0, result, destroy);
 }
 
 int asyncio_future_set_exception(asyncio_future *f, int error)
 {
-    if (f == NULL || error >= 0)
+    if (f == NULL || error >= 0 || f->task != NULL) /* task hook, as set_result */
         return -EINVAL;
     return complete(f, FINISHED, error, NULL, NULL);
+}
+
+/* ---- Task hooks (task.c) -------------------------------------------------------- */
+
+void asyncio__future_attach_task(asyncio_future *f, struct asyncio__task *task) { f->task = task; }
+
+int asyncio__future_finish_task(asyncio_future *f, int error, void *result)
+{
+    if (error == -ECANCELED)
+        return complete(f, CANCELLED, -ECANCELED, NULL, NULL);
+    return complete(f, FINISHED, error, error < 0 ? NULL : result, NULL);
 }
 
 int asyncio_future_cancel(asyncio_future *f)
@@ -110,6 +125,11 @@ int asyncio_future_cancel(asyncio_future *f)
         return -EINVAL;
     if (f->state != PENDING)
         return 0;
+    /* Task hook: a task is cancelled by its coroutine, which hears of it
+     * as -ECANCELED from the await it is suspended in (asyncio's
+     * Task.cancel). */
+    if (f->task != NULL)
+        return asyncio__task_cancel(f->task);
     int err = complete(f, CANCELLED, -ECANCELED, NULL, NULL);
     return err < 0 ? err : 1;
 }
