@@ -15,6 +15,9 @@
  *      the protocol factory, which is user code, and hands the socket to
  *      asyncio__stream_new_socket, which completes the future after
  *      connection_made; or it fails the future with the last error.
+ *      With TLS (ssl / use_default_ssl) it hands the socket to
+ *      asyncio__tls_connect instead, which runs the handshake first and
+ *      calls the factory only once it succeeded (tls.c).
  *
  * Lifetime: the connector is reference counted because future done
  * callbacks cannot be unscheduled once their future completes.  One
@@ -34,6 +37,7 @@
 
 #include <event2/event.h>
 #include <math.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +87,12 @@ struct connector {
     asyncio_handle *finish_h;
     int last_error;
     int fd;                            /* the connected socket, once there is one */
+
+    /* TLS: a handshake (tls.c) between the socket and the factory. */
+    int tls;
+    SSL_CTX *ssl;                      /* a reference; NULL: the default context */
+    char *server_hostname;             /* NULL or "": no host name check */
+    double handshake_timeout, shutdown_timeout;
 };
 
 static void connector_unref(struct connector *c)
@@ -91,6 +101,8 @@ static void connector_unref(struct connector *c)
         return;
     asyncio_future_unref(c->future);
     asyncio_loop_unref(c->loop);
+    SSL_CTX_free(c->ssl);
+    free(c->server_hostname);
     free(c->targets);
     free(c->locals);
     free(c->attempts);
@@ -227,6 +239,27 @@ static void finish(void *arg)
     asyncio_future_ref(f);
     int fd = c->fd;
     c->fd = -1;
+    if (c->tls) {
+        /* The handshake first; the factory runs once it succeeded. */
+        SSL_CTX *ctx = c->ssl;
+        char *hostname = c->server_hostname;
+        double hs = c->handshake_timeout, sd = c->shutdown_timeout;
+        c->ssl = NULL;
+        c->server_hostname = NULL;
+        terminate(c); /* may free the connector */
+        int err = 0;
+        if (asyncio_future_done(f)) /* cancelled by now */
+            close(fd);
+        else
+            err = asyncio__tls_connect(loop, fd, ctx, hostname, hs, sd, factory, factory_arg, f);
+        if (err < 0 && !asyncio_future_done(f))
+            asyncio_future_set_exception(f, err);
+        SSL_CTX_free(ctx); /* the SSL made from it holds its own reference */
+        free(hostname);
+        asyncio_future_unref(f);
+        asyncio_loop_unref(loop);
+        return;
+    }
     terminate(c); /* may free the connector: nothing of it is used below */
 
     asyncio_protocol *protocol = NULL;
@@ -558,9 +591,11 @@ static int check_call(asyncio_loop *loop, asyncio_protocol_factory factory, int 
         return -EINVAL;
     if (loop->closed)
         return ASYNCIO_ECLOSED;
-    if (o->ssl != NULL || o->use_default_ssl)
-        return -ENOTSUP;
-    if (o->server_hostname != NULL) /* asyncio: only meaningful with ssl */
+    int tls = o->ssl != NULL || o->use_default_ssl;
+    if (o->server_hostname != NULL && !tls) /* asyncio: only meaningful with ssl */
+        return -EINVAL;
+    /* NaN fails the comparisons too. */
+    if (tls && (!(o->ssl_handshake_timeout > 0) || !(o->ssl_shutdown_timeout > 0)))
         return -EINVAL;
     if (isnan(o->happy_eyeballs_delay) || o->happy_eyeballs_delay < 0 || o->interleave < 0)
         return -EINVAL;
@@ -569,11 +604,18 @@ static int check_call(asyncio_loop *loop, asyncio_protocol_factory factory, int 
     return more;
 }
 
+/* TLS without a host to name: the caller must say which name to verify
+ * (server_hostname, "" for none), as asyncio insists. */
+static int tls_needs_a_name(const asyncio_connection_options *o)
+{
+    return (o->ssl != NULL || o->use_default_ssl) && o->server_hostname == NULL ? -EINVAL : 0;
+}
+
 /* Everything common to both calls, once the arguments are checked.  `sock`
  * is consumed on every path. */
 static int connector_new(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
-                         const asyncio_connection_options *o, int sock, asyncio_future **out,
-                         struct connector **cp)
+                         const asyncio_connection_options *o, const char *host, int sock,
+                         asyncio_future **out, struct connector **cp)
 {
     struct connector *c = calloc(1, sizeof(*c));
     if (c == NULL) {
@@ -591,7 +633,21 @@ static int connector_new(asyncio_loop *loop, asyncio_protocol_factory factory, v
     c->fd = sock;
     c->delay = o->happy_eyeballs_delay;
     c->interleave = o->interleave > 0 ? o->interleave : (c->delay > 0 ? 1 : 0);
-    int err = asyncio_loop_create_future(loop, &c->future);
+    int err = 0;
+    if (o->ssl != NULL || o->use_default_ssl) {
+        c->tls = 1;
+        if (o->ssl != NULL && SSL_CTX_up_ref(o->ssl) == 1)
+            c->ssl = o->ssl;
+        /* As asyncio: the host name checked is the host connected to. */
+        const char *name = o->server_hostname != NULL ? o->server_hostname : host;
+        if ((o->ssl != NULL && c->ssl == NULL) ||
+            (name != NULL && (c->server_hostname = strdup(name)) == NULL))
+            err = -ENOMEM;
+        c->handshake_timeout = o->ssl_handshake_timeout;
+        c->shutdown_timeout = o->ssl_shutdown_timeout;
+    }
+    if (err == 0)
+        err = asyncio_loop_create_future(loop, &c->future);
     if (err < 0) {
         c->future = NULL;
         terminate(c);
@@ -632,8 +688,8 @@ static int abandon(struct connector *c, asyncio_future **out, int err)
  * socket the connection is there already, finish is scheduled and *cp is
  * NULL; otherwise *cp is the connector, waiting for its targets. */
 static int connector_start(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
-                           const asyncio_connection_options *o, int family, int err,
-                           asyncio_future **out, struct connector **cp)
+                           const asyncio_connection_options *o, const char *host, int family,
+                           int err, asyncio_future **out, struct connector **cp)
 {
     int sock = o->sock;
     if (err == 0 && sock >= 0)
@@ -644,7 +700,7 @@ static int connector_start(asyncio_loop *loop, asyncio_protocol_factory factory,
         return err;
     }
     struct connector *c;
-    if ((err = connector_new(loop, factory, arg, o, sock, out, &c)) < 0)
+    if ((err = connector_new(loop, factory, arg, o, host, sock, out, &c)) < 0)
         return err;
     *cp = NULL;
     if (sock >= 0)
@@ -660,9 +716,11 @@ int asyncio_loop_create_connection(asyncio_loop *loop, asyncio_protocol_factory 
 {
     const asyncio_connection_options *o = opts != NULL ? opts : &default_options;
     int err = check_call(loop, factory,
-                         port < 0 || port > 65535 || (o->sock >= 0 && host != NULL), o, 0);
+                         port < 0 || port > 65535 || (o->sock >= 0 && host != NULL), o,
+                         host == NULL ? tls_needs_a_name(o) : 0);
     struct connector *c;
-    if ((err = connector_start(loop, factory, arg, o, AF_UNSPEC, err, out, &c)) < 0 || c == NULL)
+    if ((err = connector_start(loop, factory, arg, o, host, AF_UNSPEC, err, out, &c)) < 0 ||
+        c == NULL)
         return err;
     c->want_local = o->local_host != NULL;
     if ((err = resolve(c, host, port, o, &c->gai_remote)) < 0 ||
@@ -683,10 +741,13 @@ int asyncio_loop_create_unix_connection(asyncio_loop *loop, asyncio_protocol_fac
         more = -EINVAL;
     else if (path != NULL && strlen(path) >= sizeof(sun.sun_path))
         more = -ENAMETOOLONG;
+    if (more == 0)
+        more = tls_needs_a_name(o);
     /* Exactly one of path and sock. */
     int err = check_call(loop, factory, (o->sock >= 0) == (path != NULL), o, more);
     struct connector *c;
-    if ((err = connector_start(loop, factory, arg, o, AF_UNIX, err, out, &c)) < 0 || c == NULL)
+    if ((err = connector_start(loop, factory, arg, o, NULL, AF_UNIX, err, out, &c)) < 0 ||
+        c == NULL)
         return err;
     c->targets = calloc(1, sizeof(*c->targets));
     if (c->targets == NULL)

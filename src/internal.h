@@ -448,10 +448,10 @@ enum {
 };
 
 typedef struct asyncio__spawn_opts {
-    const char *file;           /* looked up in PATH when it has no '/' */
+    const char *file; /* looked up in PATH when it has no '/' */
     char *const *argv;
-    char *const *envp;          /* NULL: environ */
-    const char *cwd;            /* NULL: ours */
+    char *const *envp; /* NULL: environ */
+    const char *cwd;   /* NULL: ours */
     int stdio[3];
 } asyncio__spawn_opts;
 

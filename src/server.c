@@ -11,7 +11,9 @@
  * (accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC, from LEV_OPT_CLOSE_ON_EXEC) and
  * schedules one `drain` handle; `drain`, a loop callback, calls the
  * protocol factory (user code) and asyncio__stream_new_socket, which
- * schedules connection_made.  An accept error is queued the same way and
+ * schedules connection_made; with TLS, asyncio__tls_accept, whose
+ * handshake comes before the factory (a failed one is reported and makes
+ * no protocol; it counts in `active` meanwhile).  An accept error is queued the same way and
  * reported through the exception handler in order.  EMFILE and the other
  * out-of-resources errors would busy-loop (libevent keeps the listener
  * enabled after its error callback), so that listener is disabled and
@@ -30,6 +32,7 @@
 #include "internal.h"
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -85,6 +88,10 @@ struct asyncio_server {
     struct pending *queue;
     size_t qlen, qcap;
     asyncio_handle *drain_h;     /* holds a reference while queued */
+
+    /* TLS: each accepted socket runs a handshake (tls.c) first. */
+    SSL_CTX *ssl;                /* a reference, or NULL */
+    double handshake_timeout, shutdown_timeout;
 };
 
 static void on_create_done(asyncio_future *f, void *arg);
@@ -159,6 +166,7 @@ void asyncio_server_unref(asyncio_server *s)
     free(s->waiters);
     free(s->queue);
     free(s->path);
+    SSL_CTX_free(s->ssl);
     asyncio_loop_unref(s->loop);
     free(s);
 }
@@ -256,6 +264,20 @@ static void report(asyncio_server *s, const char *message, int error)
 
 static void accept_one(asyncio_server *s, int fd)
 {
+    if (s->ssl != NULL) {
+        /* The factory runs after the handshake: a failed one makes no
+         * protocol.  The handshake counts as a connection already. */
+        asyncio__sock_set_nodelay(fd);
+        s->active++;
+        int err = asyncio__tls_accept(s->loop, s, fd, s->ssl, s->handshake_timeout,
+                                      s->shutdown_timeout, s->factory, s->arg);
+        if (err < 0) {
+            s->active--;
+            report(s, "accepted connection: cannot start its TLS handshake", err);
+            maybe_wakeup(s);
+        }
+        return;
+    }
     asyncio_protocol *protocol = s->factory(s->arg);
     if (protocol == NULL) {
         close(fd); /* the factory refused the connection */
@@ -554,8 +576,9 @@ static void on_loop_close(asyncio__closable *closable)
 
 static int check_options(const asyncio_server_options *o)
 {
-    if (o->ssl != NULL)
-        return -ENOTSUP;
+    /* NaN fails the comparisons too. */
+    if (o->ssl != NULL && (!(o->ssl_handshake_timeout > 0) || !(o->ssl_shutdown_timeout > 0)))
+        return -EINVAL;
     if (o->backlog < 0)
         return -EINVAL;
     return 0;
@@ -582,6 +605,15 @@ static int server_new(asyncio_loop *loop, asyncio_protocol_factory factory, void
     s->sock = sock;
     s->reuse_address = o->reuse_address;
     s->reuse_port = o->reuse_port;
+    if (o->ssl != NULL) {
+        if (SSL_CTX_up_ref(o->ssl) != 1) {
+            asyncio_server_unref(s);
+            return -ENOMEM;
+        }
+        s->ssl = o->ssl;
+        s->handshake_timeout = o->ssl_handshake_timeout;
+        s->shutdown_timeout = o->ssl_shutdown_timeout;
+    }
     int err = asyncio_loop_create_future(loop, &s->creating);
     if (err < 0) {
         s->creating = NULL;

@@ -674,13 +674,15 @@ START_TEST(connect_bad_arguments)
         asyncio_loop_create_connection(loop, client_factory, &c, "127.0.0.1", 65536, NULL, &f),
         -EINVAL);
     asyncio_connection_options o = ASYNCIO_CONNECTION_OPTIONS_INIT;
-    o.ssl = (SSL_CTX *)&o; /* never dereferenced */
+    o.ssl = (SSL_CTX *)&o; /* never dereferenced: the timeouts are checked first */
+    o.ssl_handshake_timeout = 0;
     ck_assert_int_eq(
-        asyncio_loop_create_connection(loop, client_factory, &c, "127.0.0.1", 1, &o, &f), -ENOTSUP);
+        asyncio_loop_create_connection(loop, client_factory, &c, "127.0.0.1", 1, &o, &f), -EINVAL);
     o = (asyncio_connection_options)ASYNCIO_CONNECTION_OPTIONS_INIT;
     o.use_default_ssl = 1;
+    o.ssl_shutdown_timeout = -1;
     ck_assert_int_eq(
-        asyncio_loop_create_connection(loop, client_factory, &c, "127.0.0.1", 1, &o, &f), -ENOTSUP);
+        asyncio_loop_create_connection(loop, client_factory, &c, "127.0.0.1", 1, &o, &f), -EINVAL);
     o = (asyncio_connection_options)ASYNCIO_CONNECTION_OPTIONS_INIT;
     o.server_hostname = "example.org";
     ck_assert_int_eq(
