@@ -16,6 +16,10 @@
 #include <asyncio/fd.h>
 #include <asyncio/libevent.h>
 #include <asyncio/executor.h>
+#include <asyncio/tls.h>
+#include <asyncio/task.h>
+#include <asyncio/streams.h>
 #include <asyncio/pipe.h>
+#include <asyncio/subprocess.h>
 
 #endif
