@@ -71,8 +71,8 @@ static asyncio_protocol *a_factory(void *arg)
 
 static void a_start(void)
 {
-    static const asyncio_subprocess_options o = {ASYNCIO_DEVNULL, ASYNCIO_DEVNULL, ASYNCIO_DEVNULL,
-                                                 NULL, NULL};
+    static const asyncio_subprocess_options o = {
+        .stdin_fd = ASYNCIO_DEVNULL, .stdout_fd = ASYNCIO_DEVNULL, .stderr_fd = ASYNCIO_DEVNULL};
     g_started++;
     int rc = asyncio_loop_subprocess_exec(a_loop, a_factory, NULL, (const char *const *)g_argv, &o,
                                           NULL);

@@ -53,9 +53,9 @@ static int default_get_event_loop(asyncio_event_loop_policy *self, asyncio_loop 
 }
 
 static asyncio_event_loop_policy default_policy = {
-    default_get_event_loop,
-    default_set_event_loop,
-    default_new_event_loop,
+    .get_event_loop = default_get_event_loop,
+    .set_event_loop = default_set_event_loop,
+    .new_event_loop = default_new_event_loop,
 };
 
 static asyncio_event_loop_policy *current_policy;

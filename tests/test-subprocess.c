@@ -205,8 +205,8 @@ static int returncode(const proc *p)
     return rc;
 }
 
-static const asyncio_subprocess_options no_pipes = {ASYNCIO_DEVNULL, ASYNCIO_DEVNULL,
-                                                    ASYNCIO_DEVNULL, NULL, NULL};
+static const asyncio_subprocess_options no_pipes = {
+    .stdin_fd = ASYNCIO_DEVNULL, .stdout_fd = ASYNCIO_DEVNULL, .stderr_fd = ASYNCIO_DEVNULL};
 
 /* ---- Running programs ---------------------------------------------------------------- */
 
@@ -485,7 +485,10 @@ START_TEST(stderr_merged_into_an_inherited_stdout_follows_it)
     asyncio_loop *loop = tu_new_guarded_loop();
     proc p;
     proc_init(&p, loop);
-    asyncio_subprocess_options o = {ASYNCIO_DEVNULL, ASYNCIO_INHERIT, ASYNCIO_STDOUT, NULL, NULL};
+    asyncio_subprocess_options o = ASYNCIO_SUBPROCESS_OPTIONS_INIT;
+    o.stdin_fd = ASYNCIO_DEVNULL;
+    o.stdout_fd = ASYNCIO_INHERIT;
+    o.stderr_fd = ASYNCIO_STDOUT;
     const char *const argv[] = {"/bin/sh", "-c", "echo out; echo err >&2", NULL};
     run_child(loop, &p, argv, &o);
     dup2(saved, 1);
@@ -516,7 +519,10 @@ START_TEST(callers_low_fds_may_be_swapped)
     asyncio_loop *loop = tu_new_guarded_loop();
     proc p;
     proc_init(&p, loop);
-    asyncio_subprocess_options o = {ASYNCIO_DEVNULL, 2, 1, NULL, NULL};
+    asyncio_subprocess_options o = ASYNCIO_SUBPROCESS_OPTIONS_INIT;
+    o.stdin_fd = ASYNCIO_DEVNULL;
+    o.stdout_fd = 2;
+    o.stderr_fd = 1;
     const char *const argv[] = {"/bin/sh", "-c", "echo to-stdout; echo to-stderr >&2", NULL};
     asyncio_future *f = NULL;
     int rc = asyncio_loop_subprocess_exec(loop, proc_factory, &p, argv, &o, &f);
@@ -552,7 +558,10 @@ START_TEST(an_fd_of_ours_becomes_the_childs_stdout_and_stays_ours)
     asyncio_loop *loop = tu_new_guarded_loop();
     proc p;
     proc_init(&p, loop);
-    asyncio_subprocess_options o = {ASYNCIO_DEVNULL, pp[1], ASYNCIO_DEVNULL, NULL, NULL};
+    asyncio_subprocess_options o = ASYNCIO_SUBPROCESS_OPTIONS_INIT;
+    o.stdin_fd = ASYNCIO_DEVNULL;
+    o.stdout_fd = pp[1];
+    o.stderr_fd = ASYNCIO_DEVNULL;
     const char *const argv[] = {"/bin/echo", "via fd", NULL};
     run_child(loop, &p, argv, &o);
     ck_assert_int_ge(fcntl(pp[1], F_GETFD), 0); /* still open: the caller's */
@@ -658,7 +667,10 @@ START_TEST(connection_lost_waits_for_the_pipes_after_the_exit)
     proc p;
     proc_init(&p, loop);
     p.on_exited = release_grandchild;
-    asyncio_subprocess_options o = {ASYNCIO_PIPE, ASYNCIO_PIPE, ASYNCIO_DEVNULL, NULL, NULL};
+    asyncio_subprocess_options o = ASYNCIO_SUBPROCESS_OPTIONS_INIT;
+    o.stdin_fd = ASYNCIO_PIPE;
+    o.stdout_fd = ASYNCIO_PIPE;
+    o.stderr_fd = ASYNCIO_DEVNULL;
     /* An asynchronous list's stdin is /dev/null unless redirected: fd 3
      * carries the pipe over. */
     const char *const argv[] = {"/bin/sh", "-c",

@@ -153,6 +153,8 @@ typedef struct asyncio_executor_ops {
      * own workers -- so it must not wait for them.  NULL: nothing to
      * free. */
     void (*destroy)(void *impl);
+    /* NULL: room for members added later without an ABI break. */
+    void (*reserved[4])(void);
 } asyncio_executor_ops;
 
 /* An executor on `ops` (which must outlive it; usually static) and `impl`.

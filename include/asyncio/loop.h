@@ -27,6 +27,8 @@ struct asyncio_event_loop_policy {
     int (*set_event_loop)(asyncio_event_loop_policy *self, asyncio_loop *loop);
     /* A new loop by this policy's rules; the caller owns the reference. */
     int (*new_event_loop)(asyncio_event_loop_policy *self, asyncio_loop **loop);
+    /* NULL: room for members added later without an ABI break. */
+    void (*reserved[4])(void);
 };
 
 /* The process's current policy (the default one unless another was set). */

@@ -33,10 +33,13 @@ typedef struct asyncio_connection_options {
                                       racing, else none) */
     double ssl_handshake_timeout;  /* 60 s */
     double ssl_shutdown_timeout;   /* 30 s */
+    /* Zero (the _INIT macro does it): room for options added later
+     * without an ABI break. */
+    void *reserved[4];
 } asyncio_connection_options;
 
 #define ASYNCIO_CONNECTION_OPTIONS_INIT                                                    \
-    {NULL, 0, NULL, AF_UNSPEC, 0, 0, -1, NULL, 0, 0.0, 0, 60.0, 30.0}
+    {NULL, 0, NULL, AF_UNSPEC, 0, 0, -1, NULL, 0, 0.0, 0, 60.0, 30.0, {0}}
 
 /* Resolve `host`, try each address in order (or race them, RFC 8305, when
  * happy_eyeballs_delay > 0) and connect.  TCP_NODELAY is set.  Result: the
@@ -59,9 +62,12 @@ typedef struct asyncio_server_options {
     int reuse_port;                /* 0 */
     double ssl_handshake_timeout;  /* 60 s */
     double ssl_shutdown_timeout;   /* 30 s */
+    /* Zero (the _INIT macro does it): room for options added later
+     * without an ABI break. */
+    void *reserved[4];
 } asyncio_server_options;
 
-#define ASYNCIO_SERVER_OPTIONS_INIT {AF_UNSPEC, AI_PASSIVE, -1, 100, NULL, 1, 0, 60.0, 30.0}
+#define ASYNCIO_SERVER_OPTIONS_INIT {AF_UNSPEC, AI_PASSIVE, -1, 100, NULL, 1, 0, 60.0, 30.0, {0}}
 
 /* Listen on every address `host` resolves to (NULL or "": every interface,
  * IPv4 and IPv6, IPV6_V6ONLY on the v6 socket).  Port 0 picks a free port
@@ -105,9 +111,12 @@ typedef struct asyncio_datagram_options {
     int family, proto, flags;
     int reuse_address;
     int allow_broadcast;
+    /* Zero (the _INIT macro does it): room for options added later
+     * without an ABI break. */
+    void *reserved[4];
 } asyncio_datagram_options;
 
-#define ASYNCIO_DATAGRAM_OPTIONS_INIT {AF_UNSPEC, 0, 0, 0, 0}
+#define ASYNCIO_DATAGRAM_OPTIONS_INIT {AF_UNSPEC, 0, 0, 0, 0, {0}}
 
 /* A UDP endpoint bound to local_host:local_port and/or connected to
  * remote_host:remote_port (either host may be NULL).  Result: the

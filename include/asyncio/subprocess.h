@@ -66,11 +66,14 @@ typedef struct asyncio_subprocess_options {
     int stdin_fd, stdout_fd, stderr_fd; /* one of the above, or an fd >= 0; default ASYNCIO_PIPE */
     const char *cwd;                    /* NULL: inherit */
     char *const *env;                   /* "NAME=value" ... NULL; NULL: inherit (environ) */
+    /* Zero (the _INIT macro does it): room for options added later
+     * without an ABI break. */
+    void *reserved[4];
 } asyncio_subprocess_options;
 
 #define ASYNCIO_SUBPROCESS_OPTIONS_INIT                      \
     {                                                        \
-        ASYNCIO_PIPE, ASYNCIO_PIPE, ASYNCIO_PIPE, NULL, NULL \
+        ASYNCIO_PIPE, ASYNCIO_PIPE, ASYNCIO_PIPE, NULL, NULL, {0} \
     }
 
 /* Start argv[0] with arguments argv (NULL-terminated), connected as `opts`

@@ -45,6 +45,8 @@ typedef struct asyncio_protocol_ops {
      * ideally `sizehint`), then hear how many bytes landed there. */
     void *(*get_buffer)(asyncio_protocol *self, size_t sizehint, size_t *len);
     void (*buffer_updated)(asyncio_protocol *self, size_t nbytes);
+    /* NULL: room for members added later without an ABI break. */
+    void (*reserved[4])(void);
 } asyncio_protocol_ops;
 
 struct asyncio_protocol {
