@@ -91,7 +91,7 @@ static void le_cb(evutil_socket_t fd, short what, void *arg)
     g_ran++;
     if (g_scheduled < g_n) {
         g_scheduled++;
-        event_active(arg, EV_TIMEOUT, 0);   /* the event reactivates itself */
+        event_active(arg, EV_TIMEOUT, 0); /* the event reactivates itself */
     } else if (g_ran == g_n) {
         event_base_loopbreak(le_base);
     }
@@ -143,7 +143,7 @@ static void uv_cb(uv_idle_t *idle)
 {
     g_ran++;
     if (g_scheduled < g_n)
-        g_scheduled++;          /* staying active is libuv's "call again" */
+        g_scheduled++; /* staying active is libuv's "call again" */
     else
         uv_idle_stop(idle);
     if (g_ran == g_n)

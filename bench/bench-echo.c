@@ -74,8 +74,8 @@ static void a_accept(evutil_socket_t lfd, short what, void *arg)
 {
     int fd;
     while ((fd = accept_one(lfd)) >= 0) {
-        struct bufferevent *bev = bufferevent_socket_new(asyncio_loop_get_event_base(a_loop), fd,
-                                                         BEV_OPT_CLOSE_ON_FREE);
+        struct bufferevent *bev =
+            bufferevent_socket_new(asyncio_loop_get_event_base(a_loop), fd, BEV_OPT_CLOSE_ON_FREE);
         echo_proto *p = calloc(1, sizeof(*p));
         p->base.ops = &ep_ops;
         if (bev == NULL || asyncio_transport_new_from_bufferevent(a_loop, bev, &p->base, NULL) < 0)
@@ -87,8 +87,8 @@ static void serve_asyncio(int lfd)
 {
     if (asyncio_new_event_loop(&a_loop) != 0)
         BENCH_DIE("asyncio_new_event_loop failed");
-    struct event *ev = event_new(asyncio_loop_get_event_base(a_loop), lfd, EV_READ | EV_PERSIST,
-                                 a_accept, NULL);
+    struct event *ev =
+        event_new(asyncio_loop_get_event_base(a_loop), lfd, EV_READ | EV_PERSIST, a_accept, NULL);
     event_add(ev, NULL);
     asyncio_loop_run_forever(a_loop);
 }
@@ -262,7 +262,8 @@ static double run_client(int port, double seconds)
     memset(msg, 'x', sizeof(msg));
     int ep = epoll_create1(EPOLL_CLOEXEC);
     c_conn *cs = calloc(CONNS, sizeof(*cs));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int i = 0; i < CONNS; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -212,7 +212,8 @@ static double run_client(int port, double seconds)
     memset(msg, 'x', sizeof(msg));
     int ep = epoll_create1(EPOLL_CLOEXEC);
     conn *cs = calloc(CONNS, sizeof(*cs));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     for (int i = 0; i < CONNS; i++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

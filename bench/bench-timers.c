@@ -39,15 +39,15 @@
 #endif
 
 struct params {
-    int fire;           /* 0: cancel workload, 1: fire workload */
+    int fire; /* 0: cancel workload, 1: fire workload */
     long pending;
     long n;
     long batch;
     uint64_t seed;
 };
 
-static long g_fired;    /* timers that ran */
-static long g_target;   /* fire: stop when g_fired reaches it */
+static long g_fired;  /* timers that ran */
+static long g_target; /* fire: stop when g_fired reaches it */
 
 /* The delay of the next timer: 1..100 s for cancel, 0..50 ms for fire. */
 static double next_delay(const struct params *p, uint64_t *rng)
@@ -128,10 +128,7 @@ static struct event_base *le_base;
 
 static void le_nop(evutil_socket_t fd, short what, void *arg) { (void)arg; }
 
-static void le_fired(evutil_socket_t fd, short what, void *arg)
-{
-    g_fired++;
-}
+static void le_fired(evutil_socket_t fd, short what, void *arg) { g_fired++; }
 
 static void le_fired_free(evutil_socket_t fd, short what, void *arg)
 {
@@ -175,12 +172,12 @@ static double run_libevent(const struct params *p, int precise, int alloc)
         double t0 = bench_cpu_now();
         for (long i = 0; i < p->pending; i++) {
             struct timeval tv = to_tv(next_delay(p, &rng));
-            struct event *ev = alloc ? evtimer_new(le_base, le_fired_free, event_self_cbarg())
-                                     : pre[i];
+            struct event *ev =
+                alloc ? evtimer_new(le_base, le_fired_free, event_self_cbarg()) : pre[i];
             if (ev == NULL || evtimer_add(ev, &tv) != 0)
                 BENCH_DIE("evtimer_add failed");
         }
-        event_base_dispatch(le_base);   /* returns when no event is left */
+        event_base_dispatch(le_base); /* returns when no event is left */
         t = bench_cpu_now() - t0;
     } else {
         for (long i = 0; i < p->pending; i++) {
@@ -195,7 +192,7 @@ static double run_libevent(const struct params *p, int precise, int alloc)
                 struct event *ev = evtimer_new(le_base, le_nop, NULL);
                 if (ev == NULL || evtimer_add(ev, &tv) != 0)
                     BENCH_DIE("evtimer_add failed");
-                event_free(ev);         /* event_free deletes first */
+                event_free(ev); /* event_free deletes first */
             } else {
                 if (evtimer_add(op, &tv) != 0)
                     BENCH_DIE("evtimer_add failed");
@@ -244,7 +241,7 @@ static double run_libuv(const struct params *p)
         uv_update_time(&loop);
         for (long i = 0; i < p->pending; i++)
             uv_timer_start(&pre[i], uv_fired, to_ms(next_delay(p, &rng)), 0);
-        uv_run(&loop, UV_RUN_DEFAULT);  /* returns when no timer is left */
+        uv_run(&loop, UV_RUN_DEFAULT); /* returns when no timer is left */
         t = bench_cpu_now() - t0;
     } else {
         for (long i = 0; i < p->pending; i++)

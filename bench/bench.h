@@ -49,21 +49,21 @@ static inline double bench_uniform(uint64_t *state, double lo, double hi)
     return lo + (hi - lo) * (double)(bench_rand(state) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-#define BENCH_DIE(...)                                                         \
-    do {                                                                       \
-        fprintf(stderr, __VA_ARGS__);                                          \
-        fputc('\n', stderr);                                                   \
-        exit(1);                                                               \
+#define BENCH_DIE(...)                \
+    do {                              \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr);          \
+        exit(1);                      \
     } while (0)
 
 struct bench_opts {
     const char *impl;
     const char *workload;
-    long n;         /* operations to time; 0: the workload's default */
-    long k;         /* callbacks in flight (calls) */
-    long pending;   /* timers already pending (timers) */
-    long batch;     /* operations between non-blocking loop iterations */
-    long min_ms;    /* repeat a round until this much time was measured */
+    long n;       /* operations to time; 0: the workload's default */
+    long k;       /* callbacks in flight (calls) */
+    long pending; /* timers already pending (timers) */
+    long batch;   /* operations between non-blocking loop iterations */
+    long min_ms;  /* repeat a round until this much time was measured */
     uint64_t seed;
     int list_impls;
     int list_workloads;

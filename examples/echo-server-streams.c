@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long left = -1;      /* connections still to serve; -1: forever */
+static long left = -1; /* connections still to serve; -1: forever */
 static asyncio_future *all_served;
 
 static int handle(asyncio_stream_reader *reader, asyncio_stream_writer *writer, void *arg)

@@ -9,7 +9,7 @@
 
 struct greeter {
     asyncio_loop *loop;
-    long left;        /* greetings still to print; -1: forever */
+    long left; /* greetings still to print; -1: forever */
     double interval;
 };
 

@@ -65,11 +65,11 @@ struct connector {
     asyncio__refcount refs;
     asyncio__closable closable;
     asyncio_loop *loop;
-    asyncio_future *future;            /* the caller's; we hold a reference */
+    asyncio_future *future; /* the caller's; we hold a reference */
     asyncio_protocol_factory factory;
     void *arg;
     int terminated;
-    int future_cb;                     /* on_future_done registered, not run */
+    int future_cb; /* on_future_done registered, not run */
 
     asyncio_future *gai_remote, *gai_local;
     int want_local;
@@ -78,20 +78,20 @@ struct connector {
     size_t ntargets, next;
     struct target *locals;
     size_t nlocals;
-    struct attempt *attempts;          /* parallel to targets */
-    size_t active;                     /* attempts in flight */
-    size_t latest;                     /* the most recently started attempt */
-    double delay;                      /* happy eyeballs; 0: one at a time */
+    struct attempt *attempts; /* parallel to targets */
+    size_t active;            /* attempts in flight */
+    size_t latest;            /* the most recently started attempt */
+    double delay;             /* happy eyeballs; 0: one at a time */
     int interleave;
     asyncio_handle *delay_h;
     asyncio_handle *finish_h;
     int last_error;
-    int fd;                            /* the connected socket, once there is one */
+    int fd; /* the connected socket, once there is one */
 
     /* TLS: a handshake (tls.c) between the socket and the factory. */
     int tls;
-    SSL_CTX *ssl;                      /* a reference; NULL: the default context */
-    char *server_hostname;             /* NULL or "": no host name check */
+    SSL_CTX *ssl;          /* a reference; NULL: the default context */
+    char *server_hostname; /* NULL or "": no host name check */
     double handshake_timeout, shutdown_timeout;
 };
 
@@ -715,9 +715,8 @@ int asyncio_loop_create_connection(asyncio_loop *loop, asyncio_protocol_factory 
                                    const asyncio_connection_options *opts, asyncio_future **out)
 {
     const asyncio_connection_options *o = opts != NULL ? opts : &default_options;
-    int err = check_call(loop, factory,
-                         port < 0 || port > 65535 || (o->sock >= 0 && host != NULL), o,
-                         host == NULL ? tls_needs_a_name(o) : 0);
+    int err = check_call(loop, factory, port < 0 || port > 65535 || (o->sock >= 0 && host != NULL),
+                         o, host == NULL ? tls_needs_a_name(o) : 0);
     struct connector *c;
     if ((err = connector_start(loop, factory, arg, o, host, AF_UNSPEC, err, out, &c)) < 0 ||
         c == NULL)

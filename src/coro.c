@@ -208,14 +208,14 @@ void asyncio__coro_make(asyncio__coro *c, asyncio__stack *s, void (*entry)(void 
      * gives entry the alignment of an ordinary call. */
     uint64_t *frame = (uint64_t *)(top - 80);
     uint32_t *ctl = (uint32_t *)frame;
-    ctl[0] = 0x1F80;          /* MXCSR: every exception masked, round to nearest */
-    ctl[1] = 0x037F;          /* x87 control word, the same defaults */
-    frame[1] = 0;             /* r15 */
-    frame[2] = 0;             /* r14 */
+    ctl[0] = 0x1F80;                       /* MXCSR: every exception masked, round to nearest */
+    ctl[1] = 0x037F;                       /* x87 control word, the same defaults */
+    frame[1] = 0;                          /* r15 */
+    frame[2] = 0;                          /* r14 */
     frame[3] = (uint64_t)(uintptr_t)arg;   /* r13 */
     frame[4] = (uint64_t)(uintptr_t)entry; /* r12 */
-    frame[5] = 0;             /* rbx */
-    frame[6] = 0;             /* rbp: ends frame-pointer walks here */
+    frame[5] = 0;                          /* rbx */
+    frame[6] = 0;                          /* rbp: ends frame-pointer walks here */
     frame[7] = (uint64_t)(uintptr_t)asyncio__coro_start_x86_64;
     frame[8] = 0;
     frame[9] = 0;

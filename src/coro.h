@@ -32,7 +32,7 @@
 
 /* A stack: `lo`..`lo + size` is usable, the guard page is below `lo`. */
 typedef struct asyncio__stack {
-    void *map;          /* the whole mapping, guard page included */
+    void *map; /* the whole mapping, guard page included */
     size_t map_size;
     char *lo;
     size_t size;
@@ -43,7 +43,7 @@ typedef struct asyncio__stack {
  * whoever resumed one (it runs on a stack of its own, e.g. the thread's). */
 typedef struct asyncio__coro {
 #ifdef ASYNCIO__CORO_ASM
-    void *sp;           /* where the switch saved the registers */
+    void *sp; /* where the switch saved the registers */
 #else
     ucontext_t uc;
 #endif
@@ -51,9 +51,9 @@ typedef struct asyncio__coro {
      * known from the start; a resumer's is learned when it switches. */
     const void *stack_lo;
     size_t stack_size;
-    void *asan_fake_stack;  /* AddressSanitizer's fake stack while suspended */
-    void *tsan_fiber;       /* ThreadSanitizer's fiber, or NULL */
-    int tsan_own_fiber;     /* 1: created for this context, destroyed with it */
+    void *asan_fake_stack; /* AddressSanitizer's fake stack while suspended */
+    void *tsan_fiber;      /* ThreadSanitizer's fiber, or NULL */
+    int tsan_own_fiber;    /* 1: created for this context, destroyed with it */
 } asyncio__coro;
 
 /* The system page size. */

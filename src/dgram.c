@@ -60,33 +60,33 @@
 struct packet {
     struct packet *next;
     size_t len;
-    socklen_t addrlen;              /* 0: to the connected peer */
+    socklen_t addrlen; /* 0: to the connected peer */
     struct sockaddr_storage addr;
     unsigned char data[];
 };
 
 typedef struct dgram {
-    asyncio_transport base;         /* first: the public calls cast */
+    asyncio_transport base; /* first: the public calls cast */
     asyncio__closable closable;
-    int fd;                         /* -1 once closed */
+    int fd; /* -1 once closed */
     int family;
     struct event *read_ev, *write_ev;
     asyncio_handle *made_h, *read_h, *write_h, *lost_h;
-    int lost_error;                 /* what lost_h delivers */
-    asyncio_future *waiter;         /* the creation future until on_made */
+    int lost_error;         /* what lost_h delivers */
+    asyncio_future *waiter; /* the creation future until on_made */
 
     struct packet *head, *tail;
-    size_t buffered;                /* payload bytes queued */
+    size_t buffered; /* payload bytes queued */
     size_t high, low;
 
     struct sockaddr_storage sockname, peername;
     socklen_t sockname_len, peername_len; /* peername_len 0: not connected */
 
-    unsigned char closing;          /* close, abort or loop close happened */
+    unsigned char closing; /* close, abort or loop close happened */
     unsigned char aborted;
-    unsigned char reading;          /* read_ev is added */
-    unsigned char writing_paused;   /* pause_writing was called */
-    unsigned char lost;             /* connection_lost was delivered */
+    unsigned char reading;        /* read_ev is added */
+    unsigned char writing_paused; /* pause_writing was called */
+    unsigned char lost;           /* connection_lost was delivered */
 } dgram;
 
 static void on_readable(void *arg);
@@ -318,8 +318,8 @@ static int dgram_sendto(asyncio_transport *t, const void *data, size_t len,
     if (d->closing)
         return -EPIPE;
     if (addr != NULL) {
-        socklen_t need = d->family == AF_INET ? sizeof(struct sockaddr_in)
-                                              : sizeof(struct sockaddr_in6);
+        socklen_t need =
+            d->family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         if (addr->sa_family != d->family || addrlen < need ||
             addrlen > sizeof(struct sockaddr_storage))
             return -EINVAL;
@@ -572,14 +572,14 @@ static int open_first(const asyncio_datagram_options *o, const struct addrinfo *
 typedef struct create {
     asyncio__closable closable;
     asyncio_loop *loop;
-    asyncio_future *future;         /* the caller's future */
+    asyncio_future *future; /* the caller's future */
     asyncio_protocol_factory factory;
     void *arg;
     asyncio_datagram_options opts;
-    asyncio_future *resolving[2];   /* local, remote (NULL: not resolved) */
-    asyncio_handle *start_h;        /* nothing to resolve: the open step */
+    asyncio_future *resolving[2]; /* local, remote (NULL: not resolved) */
+    asyncio_handle *start_h;      /* nothing to resolve: the open step */
     int refs;
-    int done;                       /* the open step ran, or will not */
+    int done; /* the open step ran, or will not */
 } create;
 
 static void create_free(create *c)

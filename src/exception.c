@@ -32,11 +32,10 @@ void asyncio_loop_default_exception_handler(asyncio_loop *loop, const asyncio_er
     char buf[512];
     /* One fprintf: glibc formats an unbuffered stream into one write. */
     fprintf(stderr, "asyncio: %s%s%s%s%s [loop %p future %p handle %p transport %p server %p]\n",
-            one_line(ctx->message, buf, sizeof(buf)),
-            ctx->error != 0 ? ": " : "", ctx->error != 0 ? asyncio_err_name(ctx->error) : "",
-            ctx->error != 0 ? " " : "", ctx->error != 0 ? asyncio_strerror(ctx->error) : "",
-            (void *)loop, (void *)ctx->future, (void *)ctx->handle, (void *)ctx->transport,
-            (void *)ctx->server);
+            one_line(ctx->message, buf, sizeof(buf)), ctx->error != 0 ? ": " : "",
+            ctx->error != 0 ? asyncio_err_name(ctx->error) : "", ctx->error != 0 ? " " : "",
+            ctx->error != 0 ? asyncio_strerror(ctx->error) : "", (void *)loop, (void *)ctx->future,
+            (void *)ctx->handle, (void *)ctx->transport, (void *)ctx->server);
 }
 
 void asyncio_loop_call_exception_handler(asyncio_loop *loop, const asyncio_error_context *ctx)

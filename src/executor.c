@@ -305,8 +305,7 @@ static void *helper_main(void *arg)
 /* Make a job for fn(arg) and hand it to `ex`, or to a helper thread of its
  * own if ex is NULL.  Takes arg over (arg_destroy) on failure too. */
 static int submit(asyncio_loop *loop, asyncio_executor *ex, asyncio_work_fn fn, void *arg,
-                  void (*arg_destroy)(void *), void (*result_destroy)(void *),
-                  asyncio_future **out)
+                  void (*arg_destroy)(void *), void (*result_destroy)(void *), asyncio_future **out)
 {
     asyncio_future *f = NULL;
     asyncio_executor_job *job = NULL;
@@ -372,9 +371,8 @@ fail:
     return err;
 }
 
-int asyncio_loop_run_in_executor_full(asyncio_loop *loop, asyncio_executor *ex,
-                                      asyncio_work_fn fn, void *arg,
-                                      void (*arg_destroy)(void *arg),
+int asyncio_loop_run_in_executor_full(asyncio_loop *loop, asyncio_executor *ex, asyncio_work_fn fn,
+                                      void *arg, void (*arg_destroy)(void *arg),
                                       void (*result_destroy)(void *result), asyncio_future **out)
 {
     int err = 0;

@@ -24,11 +24,11 @@
 enum { READER, WRITER };
 
 struct watch {
-    struct event *ev;               /* NULL: not watched */
+    struct event *ev; /* NULL: not watched */
     asyncio_loop *loop;
     asyncio_callback cb;
     void *arg;
-    asyncio_handle *handle;         /* last scheduled, one reference */
+    asyncio_handle *handle; /* last scheduled, one reference */
 };
 
 struct fd_entry {
@@ -38,7 +38,7 @@ struct fd_entry {
 struct asyncio__fdwatch {
     asyncio__closable closable;
     asyncio_loop *loop;
-    struct fd_entry **fds;          /* indexed by fd; NULL: nothing watched */
+    struct fd_entry **fds; /* indexed by fd; NULL: nothing watched */
     size_t cap;
 };
 
@@ -172,11 +172,17 @@ int asyncio_loop_add_reader(asyncio_loop *loop, int fd, asyncio_callback cb, voi
     return add_watch(loop, fd, READER, cb, arg);
 }
 
-int asyncio_loop_remove_reader(asyncio_loop *loop, int fd) { return remove_watch(loop, fd, READER); }
+int asyncio_loop_remove_reader(asyncio_loop *loop, int fd)
+{
+    return remove_watch(loop, fd, READER);
+}
 
 int asyncio_loop_add_writer(asyncio_loop *loop, int fd, asyncio_callback cb, void *arg)
 {
     return add_watch(loop, fd, WRITER, cb, arg);
 }
 
-int asyncio_loop_remove_writer(asyncio_loop *loop, int fd) { return remove_watch(loop, fd, WRITER); }
+int asyncio_loop_remove_writer(asyncio_loop *loop, int fd)
+{
+    return remove_watch(loop, fd, WRITER);
+}

@@ -145,8 +145,7 @@ double asyncio_handle_when(asyncio_handle *h)
     return h->when;
 }
 
-int asyncio_loop_call_soon(asyncio_loop *loop, asyncio_callback cb, void *arg,
-                           asyncio_handle **out)
+int asyncio_loop_call_soon(asyncio_loop *loop, asyncio_callback cb, void *arg, asyncio_handle **out)
 {
     if (cb == NULL)
         return -EINVAL;

@@ -71,7 +71,7 @@ static inline void asyncio__list_remove(asyncio__link *l)
     l->prev = l->next = l;
 }
 #define asyncio__container_of(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* ---- Handles ------------------------------------------------------------ */
 
@@ -82,16 +82,16 @@ static inline void asyncio__list_remove(asyncio__link *l)
 struct asyncio_handle {
     asyncio__refcount refs;
     asyncio_loop *loop;
-    asyncio_handle *next;           /* ready queue / inbox */
+    asyncio_handle *next; /* ready queue / inbox */
     asyncio_callback cb;
     void *arg;
     /* A future's done callback: run as done_cb(future, arg).  The handle
      * holds a reference to the future. */
     asyncio_done_callback done_cb;
     asyncio_future *future;
-    double when;                    /* timers only, else -1 */
-    uint64_t seq;                   /* timers: tie-break for equal `when` */
-    size_t heap_index;              /* timers: position, or ASYNCIO__NOT_IN_HEAP */
+    double when;       /* timers only, else -1 */
+    uint64_t seq;      /* timers: tie-break for equal `when` */
+    size_t heap_index; /* timers: position, or ASYNCIO__NOT_IN_HEAP */
     unsigned char cancelled;
     unsigned char ran;
 };
@@ -163,7 +163,7 @@ int asyncio__heap_push(asyncio__heap *heap, asyncio_handle *h);
 asyncio_handle *asyncio__heap_top(asyncio__heap *heap);
 /* Take `h` out of the heap (the heap's reference passes to the caller). */
 void asyncio__heap_remove(asyncio__heap *heap, asyncio_handle *h);
-void asyncio__heap_clear(asyncio__heap *heap);  /* drops every handle */
+void asyncio__heap_clear(asyncio__heap *heap); /* drops every handle */
 
 /* ---- Things the loop closes ----------------------------------------------- */
 
@@ -251,7 +251,7 @@ enum {
     ASYNCIO__SOCK_REUSEADDR = 1 << 0,
     ASYNCIO__SOCK_REUSEPORT = 1 << 1,
     ASYNCIO__SOCK_BROADCAST = 1 << 2,
-    ASYNCIO__SOCK_V6ONLY = 1 << 3,    /* AF_INET6 sockets only */
+    ASYNCIO__SOCK_V6ONLY = 1 << 3, /* AF_INET6 sockets only */
 };
 /* Turn on each option in `opts`, in the order above; stops at the first
  * failure: 0 or -errno (the fd stays open, the caller's). */
@@ -264,8 +264,8 @@ void asyncio__sock_set_nodelay(int fd);
 socklen_t asyncio__sock_unix_addr(struct sockaddr_un *sun, const char *path);
 /* asyncio_loop_getaddrinfo for host:port with hints (family, type, proto,
  * flags); its result in *out. */
-int asyncio__sock_getaddrinfo(asyncio_loop *loop, const char *host, int port, int family,
-                              int type, int proto, int flags, asyncio_future **out);
+int asyncio__sock_getaddrinfo(asyncio_loop *loop, const char *host, int port, int family, int type,
+                              int proto, int flags, asyncio_future **out);
 /* ---- end socket helpers */
 
 /* ---- TLS (tls.c) ------------------------------------------------------------- */
@@ -298,31 +298,31 @@ int asyncio__eai_error(int eai);
 
 /* ---- The loop -------------------------------------------------------------- */
 
-struct asyncio__signals;            /* signals.c */
+struct asyncio__signals; /* signals.c */
 
 struct asyncio_loop {
     asyncio__refcount refs;
     struct event_base *base;
-    int own_base;                   /* 0: asyncio_loop_new_from_event_base */
+    int own_base; /* 0: asyncio_loop_new_from_event_base */
 
     asyncio__queue ready;
     asyncio__heap timers;
-    struct event *timer_ev;         /* armed for the earliest deadline */
-    double timer_armed;             /* deadline it is armed for, or -1 */
+    struct event *timer_ev; /* armed for the earliest deadline */
+    double timer_armed;     /* deadline it is armed for, or -1 */
 
     /* call_soon_threadsafe: other threads append under the lock and write
      * the eventfd; the loop moves the inbox to the ready queue. */
     pthread_mutex_t inbox_lock;
     asyncio__queue inbox;
     int wake_fd;
-    int wake_pending;               /* atomic: a wake-up is in flight */
+    int wake_pending; /* atomic: a wake-up is in flight */
     struct event *wake_ev;
 
     int running;
     int stopping;
     int closed;
-    unsigned ran_since_poll;        /* callbacks run since libevent was polled */
-    long polled_at;                 /* coarse clock (ms) at that poll */
+    unsigned ran_since_poll; /* callbacks run since libevent was polled */
+    long polled_at;          /* coarse clock (ms) at that poll */
 
     int debug;
     double slow_callback_duration;
@@ -331,9 +331,9 @@ struct asyncio_loop {
 
     asyncio__link closables;
     struct asyncio__signals *signals;
-    struct evdns_base *dns;         /* resolve.c, made on first use */
+    struct evdns_base *dns;           /* resolve.c, made on first use */
     struct asyncio__fdwatch *fdwatch; /* fdwatch.c: fd -> reader/writer */
-    void *read_buffer;              /* stream.c: one scratch buffer for reads */
+    void *read_buffer;                /* stream.c: one scratch buffer for reads */
     size_t read_buffer_size;
 
     /* -- resolver area (resolve.c): the closable that owns `dns` and the
@@ -345,8 +345,8 @@ struct asyncio_loop {
      * set up on first use (executor_attached), when executor_closable is
      * registered: at close it drops the default executor (shut down
      * without waiting) and releases every job still listed. -- */
-    asyncio_executor *default_executor;  /* NULL until first needed or set */
-    int default_executor_shutdown;       /* shutdown_default_executor called */
+    asyncio_executor *default_executor; /* NULL until first needed or set */
+    int default_executor_shutdown;      /* shutdown_default_executor called */
     int executor_attached;
     asyncio__closable executor_closable;
     asyncio__link executor_jobs;
@@ -363,12 +363,12 @@ struct asyncio_loop {
 };
 
 /* 1 if the loop is closed (and callers should return ASYNCIO_ECLOSED). */
-#define ASYNCIO__CHECK_OPEN(loop)                                              \
-    do {                                                                       \
-        if ((loop) == NULL)                                                    \
-            return -EINVAL;                                                    \
-        if ((loop)->closed)                                                    \
-            return ASYNCIO_ECLOSED;                                            \
+#define ASYNCIO__CHECK_OPEN(loop)   \
+    do {                            \
+        if ((loop) == NULL)         \
+            return -EINVAL;         \
+        if ((loop)->closed)         \
+            return ASYNCIO_ECLOSED; \
     } while (0)
 
 /* A loop on a base of its own (the default policy's new_event_loop). */

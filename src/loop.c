@@ -72,10 +72,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     loop->timer_armed = -1.0;
 }
 
-static void on_wake(evutil_socket_t fd, short what, void *arg)
-{
-    asyncio__inbox_drain(arg);
-}
+static void on_wake(evutil_socket_t fd, short what, void *arg) { asyncio__inbox_drain(arg); }
 
 static int loop_new(struct event_base *base, int own_base, asyncio_loop **out)
 {

@@ -151,8 +151,8 @@ int asyncio_loop_connect_read_pipe(asyncio_loop *loop, asyncio_protocol_factory 
     return connect_pipe(loop, factory, arg, fd, 0, out);
 }
 
-int asyncio_loop_connect_write_pipe(asyncio_loop *loop, asyncio_protocol_factory factory,
-                                    void *arg, int fd, asyncio_future **out)
+int asyncio_loop_connect_write_pipe(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
+                                    int fd, asyncio_future **out)
 {
     return connect_pipe(loop, factory, arg, fd, 1, out);
 }

@@ -54,33 +54,34 @@ enum { P_DNS = 1, P_SOON = 2, P_DONECB = 4 };
 struct asyncio__resolver {
     asyncio__closable closable;
     asyncio_loop *loop;
-    struct evdns_base *dns;         /* NULL after phase 1 of close */
+    struct evdns_base *dns; /* NULL after phase 1 of close */
     asyncio__link lookups;
-    size_t dns_pending;             /* lookups with P_DNS */
-    int closing;                    /* phase 1 done */
-    int detached;                   /* the loop no longer points here */
+    size_t dns_pending; /* lookups with P_DNS */
+    int closing;        /* phase 1 done */
+    int detached;       /* the loop no longer points here */
 };
 
 enum lookup_kind { GETADDRINFO, GETNAMEINFO };
 
 struct lookup {
-    asyncio__link link;             /* resolver->lookups */
+    asyncio__link link; /* resolver->lookups */
     struct asyncio__resolver *res;
-    asyncio_future *future;         /* one reference */
+    asyncio_future *future; /* one reference */
     enum lookup_kind kind;
     unsigned pending;
-    int in_call;                    /* evdns may answer right now: keep it */
+    int in_call;                           /* evdns may answer right now: keep it */
     struct evdns_getaddrinfo_request *gai; /* while P_DNS (getaddrinfo) */
-    struct evdns_request *ptr;      /* while P_DNS (reverse lookup) */
+    struct evdns_request *ptr;             /* while P_DNS (reverse lookup) */
     /* The answer, held until complete_soon or on_ptr hands it over. */
     int err;
     struct evutil_addrinfo *ai;
     asyncio_nameinfo *ni;
-    int flags;                      /* getnameinfo */
-    struct sockaddr_storage sa;     /* getnameinfo: the address asked about */
+    int flags;                  /* getnameinfo */
+    struct sockaddr_storage sa; /* getnameinfo: the address asked about */
 };
 
-static const int ni_known_flags = NI_NUMERICHOST | NI_NUMERICSERV | NI_NOFQDN | NI_NAMEREQD | NI_DGRAM;
+static const int ni_known_flags =
+    NI_NUMERICHOST | NI_NUMERICSERV | NI_NOFQDN | NI_NAMEREQD | NI_DGRAM;
 
 /* ---- Error codes --------------------------------------------------------------- */
 
@@ -220,7 +221,10 @@ struct evdns_base *asyncio__loop_dns(asyncio_loop *loop)
     return res->dns;
 }
 
-struct evdns_base *asyncio_loop_get_evdns_base(asyncio_loop *loop) { return asyncio__loop_dns(loop); }
+struct evdns_base *asyncio_loop_get_evdns_base(asyncio_loop *loop)
+{
+    return asyncio__loop_dns(loop);
+}
 
 /* ---- Lookups ------------------------------------------------------------------------ */
 
@@ -283,7 +287,8 @@ static void complete(struct lookup *l, int err, void *result, void (*destroy)(vo
 {
     asyncio_future *f = l->future;
     if (!asyncio_future_done(f)) {
-        if ((l->pending & P_DONECB) && asyncio_future_remove_done_callback(f, on_future_done, l) > 0)
+        if ((l->pending & P_DONECB) &&
+            asyncio_future_remove_done_callback(f, on_future_done, l) > 0)
             l->pending &= ~P_DONECB;
         if (asyncio_loop_is_closed(asyncio_future_get_loop(f)) == 1)
             asyncio_future_cancel(f); /* no answer after close */
@@ -381,7 +386,8 @@ static int unknown_service(const char *port, const struct addrinfo *hints)
     const char *proto = NULL;
     if (hints != NULL && (hints->ai_socktype == SOCK_STREAM || hints->ai_protocol == IPPROTO_TCP))
         proto = "tcp";
-    else if (hints != NULL && (hints->ai_socktype == SOCK_DGRAM || hints->ai_protocol == IPPROTO_UDP))
+    else if (hints != NULL &&
+             (hints->ai_socktype == SOCK_DGRAM || hints->ai_protocol == IPPROTO_UDP))
         proto = "udp";
     struct servent se, *found = NULL;
     char buf[1024];
@@ -431,7 +437,8 @@ static int format_numeric_host(const struct sockaddr *sa, char *host, size_t len
     if (sin6->sin6_scope_id != 0) {
         /* As glibc: an interface name for link-local scopes, else the number. */
         char scope[IF_NAMESIZE + 1];
-        if (!(IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr) || IN6_IS_ADDR_MC_LINKLOCAL(&sin6->sin6_addr)) ||
+        if (!(IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr) ||
+              IN6_IS_ADDR_MC_LINKLOCAL(&sin6->sin6_addr)) ||
             if_indextoname(sin6->sin6_scope_id, scope) == NULL)
             snprintf(scope, sizeof(scope), "%u", (unsigned)sin6->sin6_scope_id);
         size_t used = strlen(host);
@@ -571,8 +578,8 @@ int asyncio_loop_getnameinfo(asyncio_loop *loop, const struct sockaddr *sa, sock
     if (err < 0)
         return err;
     l->flags = flags;
-    memcpy(&l->sa, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                 : sizeof(struct sockaddr_in6));
+    memcpy(&l->sa, sa,
+           sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     if ((l->ni = calloc(1, sizeof(*l->ni))) == NULL) {
         lookup_abort(l);
         return -ENOMEM;
@@ -590,7 +597,8 @@ int asyncio_loop_getnameinfo(asyncio_loop *loop, const struct sockaddr *sa, sock
     } else {
         struct evdns_request *req =
             family == AF_INET
-                ? evdns_base_resolve_reverse(l->res->dns, (const struct in_addr *)addr, 0, on_ptr, l)
+                ? evdns_base_resolve_reverse(l->res->dns, (const struct in_addr *)addr, 0, on_ptr,
+                                             l)
                 : evdns_base_resolve_reverse_ipv6(l->res->dns, (const struct in6_addr *)addr, 0,
                                                   on_ptr, l);
         if (req == NULL) {

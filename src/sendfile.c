@@ -42,7 +42,6 @@ struct asyncio__sendfile {
 
 int asyncio__sendfile_flushing(const struct asyncio__sendfile *op) { return op->phase == SF_FLUSH; }
 
-
 /* sendfile(2) has no MSG_NOSIGNAL: SIGPIPE blocked around it. */
 static ssize_t sendfile_quiet(int out_fd, int fd, off_t *offset, size_t count)
 {

@@ -47,9 +47,9 @@
 
 struct listener {
     asyncio_server *server;
-    struct evconnlistener *lev;  /* owns the fd (LEV_OPT_CLOSE_ON_FREE) */
+    struct evconnlistener *lev; /* owns the fd (LEV_OPT_CLOSE_ON_FREE) */
     int fd;
-    asyncio_handle *retry_h;     /* re-enable after a resource error */
+    asyncio_handle *retry_h; /* re-enable after a resource error */
 };
 
 /* An accepted fd, or an accept error (fd -1), waiting for `drain`. */
@@ -67,30 +67,30 @@ struct asyncio_server {
     int backlog;
 
     /* Creation. */
-    asyncio_future *creating;    /* until the server listens or fails */
-    int create_cb;               /* on_create_done registered, not run */
+    asyncio_future *creating; /* until the server listens or fails */
+    int create_cb;            /* on_create_done registered, not run */
     asyncio_future *gai;
     asyncio_handle *setup_h;
-    int sock;                    /* the caller's socket, until adopted */
-    char *path;                  /* create_unix_server */
+    int sock;   /* the caller's socket, until adopted */
+    char *path; /* create_unix_server */
     int reuse_address, reuse_port;
 
     struct listener *listeners;
     size_t nlisteners;
-    int serving;                 /* holds the "serving" reference */
+    int serving; /* holds the "serving" reference */
     int closed;
 
-    size_t active;               /* accepted connections not yet gone */
+    size_t active; /* accepted connections not yet gone */
     asyncio_future **waiters;
     size_t nwaiters, capwaiters;
     asyncio_handle *wakeup_h;
 
     struct pending *queue;
     size_t qlen, qcap;
-    asyncio_handle *drain_h;     /* holds a reference while queued */
+    asyncio_handle *drain_h; /* holds a reference while queued */
 
     /* TLS: each accepted socket runs a handshake (tls.c) first. */
-    SSL_CTX *ssl;                /* a reference, or NULL */
+    SSL_CTX *ssl; /* a reference, or NULL */
     double handshake_timeout, shutdown_timeout;
 };
 
@@ -691,9 +691,9 @@ int asyncio_loop_create_server(asyncio_loop *loop, asyncio_protocol_factory fact
     return server_started(s, err, out);
 }
 
-int asyncio_loop_create_unix_server(asyncio_loop *loop, asyncio_protocol_factory factory,
-                                    void *arg, const char *path,
-                                    const asyncio_server_options *opts, asyncio_future **out)
+int asyncio_loop_create_unix_server(asyncio_loop *loop, asyncio_protocol_factory factory, void *arg,
+                                    const char *path, const asyncio_server_options *opts,
+                                    asyncio_future **out)
 {
     static const asyncio_server_options defaults = ASYNCIO_SERVER_OPTIONS_INIT;
     const asyncio_server_options *o = opts != NULL ? opts : &defaults;

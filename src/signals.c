@@ -18,7 +18,7 @@ struct signal_entry {
     struct event *ev;
     asyncio_callback cb;
     void *arg;
-    asyncio_handle *pending;        /* a delivery queued and not yet run */
+    asyncio_handle *pending; /* a delivery queued and not yet run */
 };
 
 struct asyncio__signals {

@@ -39,7 +39,7 @@ struct sock_op;
 
 /* What one operation does differently from the others. */
 struct op_kind {
-    short what;                     /* the event to wait for */
+    short what; /* the event to wait for */
     /* Try the syscall once: 1 done (*result and *destroy for the future),
      * 0 would block, < 0 an error. */
     int (*step)(struct sock_op *op, void **result, void (**destroy)(void *));
@@ -58,19 +58,19 @@ struct op_kind {
 struct sock_op {
     asyncio__closable closable;
     asyncio_loop *loop;
-    asyncio_future *future;         /* one reference */
-    struct event *ev;               /* one-shot */
+    asyncio_future *future; /* one reference */
+    struct event *ev;       /* one-shot */
     const struct op_kind *kind;
     int fd;
-    void *buf;                      /* recv: the caller's buffer */
-    const unsigned char *data;      /* sendall: the caller's data, or `copy` */
-    unsigned char *copy;            /* sendall, waiting: what was left */
+    void *buf;                 /* recv: the caller's buffer */
+    const unsigned char *data; /* sendall: the caller's data, or `copy` */
+    unsigned char *copy;       /* sendall, waiting: what was left */
     size_t len, off;
-    struct sockaddr_storage addr;   /* connect */
+    struct sockaddr_storage addr; /* connect */
     socklen_t addrlen;
-    int in_progress;                /* connect: EINPROGRESS, SO_ERROR will tell */
-    int retried;                    /* connect: connect() again after EAGAIN */
-    int close_accepted;             /* accept with out == NULL */
+    int in_progress;    /* connect: EINPROGRESS, SO_ERROR will tell */
+    int retried;        /* connect: connect() again after EAGAIN */
+    int close_accepted; /* accept with out == NULL */
 };
 
 /* asyncio requires non-blocking sockets; a blocking one would stall the loop. */
@@ -203,8 +203,8 @@ static int accept_step(struct sock_op *op, void **result, void (**destroy)(void 
         return -ENOMEM;
     for (;;) {
         a->addrlen = sizeof(a->addr);
-        a->fd = accept4(op->fd, (struct sockaddr *)&a->addr, &a->addrlen,
-                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        a->fd =
+            accept4(op->fd, (struct sockaddr *)&a->addr, &a->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (a->fd >= 0) {
             *result = a;
             *destroy = op->close_accepted ? close_accepted : free;

@@ -81,8 +81,8 @@ socklen_t asyncio__sock_unix_addr(struct sockaddr_un *sun, const char *path)
     return (socklen_t)sizeof(*sun);
 }
 
-int asyncio__sock_getaddrinfo(asyncio_loop *loop, const char *host, int port, int family,
-                              int type, int proto, int flags, asyncio_future **out)
+int asyncio__sock_getaddrinfo(asyncio_loop *loop, const char *host, int port, int family, int type,
+                              int proto, int flags, asyncio_future **out)
 {
     char service[8];
     snprintf(service, sizeof(service), "%d", port);

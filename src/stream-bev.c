@@ -124,8 +124,7 @@ void asyncio__stream_bev_write_eof(stream *s)
 
 int asyncio__stream_bev_has_unread(stream *s)
 {
-    return evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 || s->bev_eof ||
-           s->bev_err < 0;
+    return evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 || s->bev_eof || s->bev_err < 0;
 }
 
 void *asyncio__stream_bev_extra_info(stream *s, const char *name)
@@ -169,7 +168,8 @@ static void bev_eventcb(struct bufferevent *bev, short what, void *arg)
 static int is_plain_socket_bev(struct bufferevent *bev)
 {
     int fd = bufferevent_getfd(bev);
-    if (fd < 0 || bufferevent_get_underlying(bev) != NULL || bufferevent_openssl_get_ssl(bev) != NULL)
+    if (fd < 0 || bufferevent_get_underlying(bev) != NULL ||
+        bufferevent_openssl_get_ssl(bev) != NULL)
         return 0;
     int type = 0;
     socklen_t len = sizeof(type);

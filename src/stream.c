@@ -260,10 +260,7 @@ void asyncio__stream_force_close(stream *s, int err)
 
 /* ---- Reading ------------------------------------------------------------------------ */
 
-int asyncio__stream_can_deliver(stream *s)
-{
-    return !s->paused && !s->closing && !s->lost_queued;
-}
+int asyncio__stream_can_deliver(stream *s) { return !s->paused && !s->closing && !s->lost_queued; }
 
 int asyncio__stream_deliver(stream *s, struct evbuffer *evb)
 {
@@ -332,7 +329,8 @@ static void on_read(void *arg)
          * (EPOLLERR arrives as EV_READ, LIBEVENT-NOTES 9).  As CPython's
          * write pipes: a clean end unless data was still waiting. */
         sref(s);
-        asyncio__stream_force_close(s, asyncio__stream_out_len(s) > 0 || s->sf != NULL ? -EPIPE : 0);
+        asyncio__stream_force_close(s,
+                                    asyncio__stream_out_len(s) > 0 || s->sf != NULL ? -EPIPE : 0);
         sunref(s);
         return;
     }

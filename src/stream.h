@@ -58,13 +58,13 @@ struct asyncio__stream {
     /* fd path (stream-fd.c); fd is -1 on the bufferevent path or once closed. */
     int fd;
     enum asyncio__fd_kind fd_kind;
-    int read_only;           /* a read pipe: never written to */
-    int write_only;          /* a write pipe: read_ev only watches for the peer closing */
+    int read_only;  /* a read pipe: never written to */
+    int write_only; /* a write pipe: read_ev only watches for the peer closing */
     struct event *read_ev;
     struct event *write_ev;
     int read_armed, write_armed;
-    struct evbuffer *out;    /* queued output */
-    struct evbuffer *in;     /* what a taken-over bufferevent had read */
+    struct evbuffer *out; /* queued output */
+    struct evbuffer *in;  /* what a taken-over bufferevent had read */
 
     /* bufferevent path (stream-bev.c) */
     struct bufferevent *bev;
@@ -73,10 +73,10 @@ struct asyncio__stream {
     struct bufferevent *below[ASYNCIO__STREAM_BELOW_MAX];
     struct evbuffer_cb_entry *below_cb[ASYNCIO__STREAM_BELOW_MAX];
     int nbelow;
-    int bev_eof;             /* the bufferevent reported EOF */
-    int bev_err;             /* ... or an error (negative) */
+    int bev_eof; /* the bufferevent reported EOF */
+    int bev_err; /* ... or an error (negative) */
 
-    struct evbuffer *held;   /* writes made during a sendfile */
+    struct evbuffer *held; /* writes made during a sendfile */
     struct asyncio__sendfile *sf;
 
     asyncio_server *server;
@@ -85,16 +85,16 @@ struct asyncio__stream {
     asyncio_handle *start_h, *read_h, *write_h, *lost_h;
 
     size_t high, low;
-    int started;      /* connection_made ran */
-    int paused;       /* pause_reading */
-    int closing;      /* close, abort or an error: no more writes or reads */
-    int read_eof;     /* EOF seen: no more reading */
-    int eof_pending;  /* write_eof asked for */
+    int started;     /* connection_made ran */
+    int paused;      /* pause_reading */
+    int closing;     /* close, abort or an error: no more writes or reads */
+    int read_eof;    /* EOF seen: no more reading */
+    int eof_pending; /* write_eof asked for */
     int eof_sent;
     int proto_paused; /* pause_writing was called, resume_writing not yet */
     int lost_queued;
     int lost_done;
-    int can_eof;      /* can_write_eof, fixed when the transport is made */
+    int can_eof; /* can_write_eof, fixed when the transport is made */
     int lost_err;
 
     struct sockaddr_storage peer, sock; /* cached by get_extra_info */

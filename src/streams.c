@@ -44,11 +44,11 @@ struct stream {
     asyncio_stream_reader reader;
     asyncio_stream_writer writer;
     int refs;
-    asyncio_loop *loop;     /* borrowed: `closed` holds a reference */
+    asyncio_loop *loop;           /* borrowed: `closed` holds a reference */
     asyncio_transport *transport; /* a reference, from connection_made */
     struct evbuffer *buf;
-    int eof;                /* eof_received (or connection_lost) */
-    int lost;               /* connection_lost ran */
+    int eof;  /* eof_received (or connection_lost) */
+    int lost; /* connection_lost ran */
     int lost_error;
     int paused_reading, paused_writing;
     int user_closed;        /* asyncio_stream_close was called */
@@ -167,8 +167,7 @@ static struct stream *stream_new(asyncio_loop *loop, int refs)
     struct stream *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    if ((s->buf = evbuffer_new()) == NULL ||
-        asyncio_loop_create_future(loop, &s->closed) < 0) {
+    if ((s->buf = evbuffer_new()) == NULL || asyncio_loop_create_future(loop, &s->closed) < 0) {
         if (s->buf != NULL)
             evbuffer_free(s->buf);
         free(s);

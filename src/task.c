@@ -53,26 +53,26 @@
 struct asyncio__tasks {
     asyncio__closable closable;
     asyncio_loop *loop;
-    int deferred;            /* the closable has moved itself to the end */
+    int deferred; /* the closable has moved itself to the end */
     size_t stack_size;
-    asyncio__link live;      /* tasks whose function has not returned */
+    asyncio__link live; /* tasks whose function has not returned */
     asyncio__stack cache[STACK_CACHE_MAX];
     size_t ncached;
 };
 
 struct asyncio__task {
-    asyncio__link link;      /* in tasks->live */
+    asyncio__link link; /* in tasks->live */
     struct asyncio__tasks *tasks;
-    asyncio_loop *loop;      /* borrowed: the future holds a reference */
-    asyncio_future *future;  /* one reference, dropped when it completes */
+    asyncio_loop *loop;     /* borrowed: the future holds a reference */
+    asyncio_future *future; /* one reference, dropped when it completes */
     asyncio_coroutine fn;
     void *arg;
     asyncio__stack stack;
-    asyncio__coro ctx;       /* the task's own context */
-    asyncio__coro back;      /* whoever resumed it */
+    asyncio__coro ctx;        /* the task's own context */
+    asyncio__coro back;       /* whoever resumed it */
     asyncio_future *awaiting; /* the future it is suspended on (a reference) */
     int finished, must_cancel, closing;
-    int rc;                  /* what fn returned */
+    int rc; /* what fn returned */
     void *result;
 };
 

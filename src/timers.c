@@ -71,10 +71,7 @@ int asyncio__heap_push(asyncio__heap *heap, asyncio_handle *h)
     return 0;
 }
 
-asyncio_handle *asyncio__heap_top(asyncio__heap *heap)
-{
-    return heap->len ? heap->v[0] : NULL;
-}
+asyncio_handle *asyncio__heap_top(asyncio__heap *heap) { return heap->len ? heap->v[0] : NULL; }
 
 void asyncio__heap_remove(asyncio__heap *heap, asyncio_handle *h)
 {

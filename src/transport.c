@@ -29,13 +29,13 @@ void asyncio_transport_unref(asyncio_transport *t)
     asyncio_loop_unref(loop);
 }
 
-#define DISPATCH(t, op, ...)                                                   \
-    do {                                                                       \
-        if ((t) == NULL)                                                       \
-            return -EINVAL;                                                    \
-        if ((t)->ops->op == NULL)                                              \
-            return -ENOTSUP;                                                   \
-        return (t)->ops->op(__VA_ARGS__);                                      \
+#define DISPATCH(t, op, ...)              \
+    do {                                  \
+        if ((t) == NULL)                  \
+            return -EINVAL;               \
+        if ((t)->ops->op == NULL)         \
+            return -ENOTSUP;              \
+        return (t)->ops->op(__VA_ARGS__); \
     } while (0)
 
 int asyncio_transport_write(asyncio_transport *t, const void *data, size_t len)
@@ -112,6 +112,9 @@ asyncio_transport *asyncio_transport_get_pipe_transport(asyncio_transport *t, in
     return t->ops->get_pipe_transport(t, fd);
 }
 
-int asyncio_transport_send_signal(asyncio_transport *t, int sig) { DISPATCH(t, send_signal, t, sig); }
+int asyncio_transport_send_signal(asyncio_transport *t, int sig)
+{
+    DISPATCH(t, send_signal, t, sig);
+}
 int asyncio_transport_terminate(asyncio_transport *t) { DISPATCH(t, send_signal, t, SIGTERM); }
 int asyncio_transport_kill(asyncio_transport *t) { DISPATCH(t, send_signal, t, SIGKILL); }

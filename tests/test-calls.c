@@ -14,10 +14,7 @@ static void count_cb(void *arg)
     ran++;
 }
 
-static void fail_cb(void *arg)
-{
-    ck_abort_msg("%s", (const char *)arg);
-}
+static void fail_cb(void *arg) { ck_abort_msg("%s", (const char *)arg); }
 
 /* ---- call_soon ----------------------------------------------------------------- */
 
@@ -46,10 +43,7 @@ END_TEST
 
 static int counts[N_FIFO];
 
-static void count_index_cb(void *arg)
-{
-    counts[(intptr_t)arg]++;
-}
+static void count_index_cb(void *arg) { counts[(intptr_t)arg]++; }
 
 START_TEST(call_soon_runs_each_callback_exactly_once)
 {
@@ -69,10 +63,7 @@ END_TEST
 
 static void *seen_arg;
 
-static void record_arg_cb(void *arg)
-{
-    seen_arg = arg;
-}
+static void record_arg_cb(void *arg) { seen_arg = arg; }
 
 START_TEST(call_soon_passes_its_argument)
 {
@@ -123,10 +114,7 @@ static void chain_f(void *arg)
     ck_assert_int_eq(asyncio_loop_stop(chain.loop), 0);
 }
 
-static void chain_leaf(void *arg)
-{
-    tu_rec_push(&chain.rec, (int)(intptr_t)arg);
-}
+static void chain_leaf(void *arg) { tu_rec_push(&chain.rec, (int)(intptr_t)arg); }
 
 static void chain_c(void *arg)
 {
@@ -299,8 +287,7 @@ START_TEST(call_soon_threadsafe_handle_cancel_prevents_the_call)
 {
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_handle *h = NULL;
-    ck_assert_int_eq(asyncio_loop_call_soon_threadsafe(loop, fail_cb, "cancelled call ran", &h),
-                     0);
+    ck_assert_int_eq(asyncio_loop_call_soon_threadsafe(loop, fail_cb, "cancelled call ran", &h), 0);
     ck_assert_int_eq(asyncio_handle_cancel(h), 0);
     ck_assert_int_eq(asyncio_loop_call_soon_threadsafe(loop, tu_stop_cb, loop, NULL), 0);
     tu_run(loop);
@@ -385,8 +372,8 @@ static void *mt_main(void *arg)
 {
     intptr_t t = (intptr_t)arg;
     for (intptr_t i = 0; i < N_PER_THREAD; i++) {
-        int rc = asyncio_loop_call_soon_threadsafe(mt_loop, mt_cb, (void *)(t * N_PER_THREAD + i),
-                                                   NULL);
+        int rc =
+            asyncio_loop_call_soon_threadsafe(mt_loop, mt_cb, (void *)(t * N_PER_THREAD + i), NULL);
         if (rc != 0 && mt_rc[t] == 0)
             mt_rc[t] = rc;
     }
@@ -506,7 +493,4 @@ static Suite *calls_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(calls_suite());
-}
+int main(void) { return tu_run_suite(calls_suite()); }

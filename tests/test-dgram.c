@@ -24,8 +24,8 @@
 
 /* ---- sendto interposition --------------------------------------------------- */
 
-static int eagain_fd = -1;   /* sendto on this fd fails with EAGAIN */
-static int eagain_hits;      /* how often it did */
+static int eagain_fd = -1; /* sendto on this fd fails with EAGAIN */
+static int eagain_hits;    /* how often it did */
 
 typedef ssize_t (*sendto_fn)(int, const void *, size_t, int, __CONST_SOCKADDR_ARG, socklen_t);
 
@@ -48,7 +48,7 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, __CONST_SOCKADDR_
 typedef struct tp {
     asyncio_protocol base;
     asyncio_loop *loop;
-    asyncio_transport *t;          /* borrowed, from connection_made */
+    asyncio_transport *t; /* borrowed, from connection_made */
     int factory_calls, made, lost, lost_error;
     int errors, last_error, paused, resumed;
     int received;
@@ -57,8 +57,8 @@ typedef struct tp {
     size_t last_len;
     struct sockaddr_storage from;
     socklen_t fromlen;
-    int echo;                      /* send every datagram back to its sender */
-    int stop_at;                   /* stop the loop when `received` gets here */
+    int echo;    /* send every datagram back to its sender */
+    int stop_at; /* stop the loop when `received` gets here */
     int stop_on_lost, stop_on_error, stop_on_resume;
     asyncio_future *cancel_in_factory;
     void (*on_datagram)(struct tp *self, const void *data, size_t len);
@@ -172,8 +172,8 @@ static asyncio_protocol *null_factory(void *arg)
 
 /* Create an endpoint and run until it exists; returns the transport with a
  * reference of the caller's.  connection_made must have run by then. */
-static asyncio_transport *open_ep(asyncio_loop *loop, tp *p, const char *lh, int lp,
-                                  const char *rh, int rp, const asyncio_datagram_options *o)
+static asyncio_transport *open_ep(asyncio_loop *loop, tp *p, const char *lh, int lp, const char *rh,
+                                  int rp, const asyncio_datagram_options *o)
 {
     asyncio_future *f = NULL;
     int rc = asyncio_loop_create_datagram_endpoint(loop, tp_factory, p, lh, lp, rh, rp, o, &f);
@@ -372,8 +372,7 @@ START_TEST(connected_endpoint_sends_to_its_remote_with_a_null_address)
     struct sockaddr_in other = saddr;
     other.sin_port = htons((uint16_t)(port_of(sa) == 65535 ? 1 : port_of(sa) + 1));
     ck_assert_int_eq(
-        asyncio_transport_sendto(c, "bad", 3, (struct sockaddr *)&other, sizeof(other)),
-        -EISCONN);
+        asyncio_transport_sendto(c, "bad", 3, (struct sockaddr *)&other, sizeof(other)), -EISCONN);
     tu_run(loop);
 
     ck_assert_int_eq(srv.received, 2);
@@ -424,8 +423,7 @@ START_TEST(an_empty_datagram_is_sent_and_received)
     tp_init(&cli, loop);
     srv.stop_at = 1;
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     ck_assert_int_eq(asyncio_transport_sendto(c, NULL, 0, NULL, 0), 0);
     tu_run(loop);
     ck_assert_int_eq(srv.received, 1);
@@ -490,8 +488,7 @@ START_TEST(a_thousand_datagrams_all_arrive_exactly_once)
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
     int rcvbuf = 1 << 20;
     ck_assert_int_eq(setsockopt(fd_of(s), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     memset(&many, 0, sizeof(many));
     many.sender = c;
     many_send_batch();
@@ -542,8 +539,7 @@ START_TEST(sendto_errors_go_to_error_received)
     tp_init(&srv, loop);
     tp_init(&cli, loop);
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     size_t big = 70000;
     char *buf = calloc(1, big);
     ck_assert_ptr_nonnull(buf);
@@ -582,8 +578,8 @@ START_TEST(sendto_rejects_bad_arguments)
                      -EINVAL);
     ck_assert_int_eq(asyncio_transport_sendto(c, "x", 1, (struct sockaddr *)&sin, 0), -EINVAL);
     ck_assert_int_eq(asyncio_transport_sendto(c, "x", 1, (struct sockaddr *)&sin, 4), -EINVAL);
-    ck_assert_int_eq(
-        asyncio_transport_sendto(c, "x", 1, (struct sockaddr *)&sin6, sizeof(sin6)), -EINVAL);
+    ck_assert_int_eq(asyncio_transport_sendto(c, "x", 1, (struct sockaddr *)&sin6, sizeof(sin6)),
+                     -EINVAL);
     ck_assert_int_eq(asyncio_transport_sendto(c, "x", 1, NULL, 0), -EDESTADDRREQ);
     ck_assert_int_eq(cli.errors + con.errors, 0);
 
@@ -673,9 +669,9 @@ START_TEST(bind_to_a_port_in_use_fails_with_eaddrinuse_and_makes_no_protocol)
     tp_init(&b, loop);
     asyncio_transport *ta = open_ep(loop, &a, "127.0.0.1", 0, NULL, 0, NULL);
     int fds = tu_count_fds();
-    ck_assert_int_eq(open_fails(loop, tp_factory, &b, "127.0.0.1", port_of(sockname_of(ta)),
-                                NULL, 0, NULL),
-                     -EADDRINUSE);
+    ck_assert_int_eq(
+        open_fails(loop, tp_factory, &b, "127.0.0.1", port_of(sockname_of(ta)), NULL, 0, NULL),
+        -EADDRINUSE);
     ck_assert_int_eq(b.factory_calls, 0);
     ck_assert_int_eq(tu_count_fds(), fds);
     close_and_wait(&a, ta);
@@ -707,8 +703,7 @@ START_TEST(close_flushes_queued_datagrams_then_calls_connection_lost_0)
     tp_init(&srv, loop);
     tp_init(&cli, loop);
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     eagain_fd = fd_of(c);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(asyncio_transport_sendto(c, "0123456789", 10, NULL, 0), 0);
@@ -749,8 +744,7 @@ START_TEST(pause_writing_above_high_and_resume_writing_at_low)
     tp_init(&srv, loop);
     tp_init(&cli, loop);
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     ck_assert_int_eq(asyncio_transport_set_write_buffer_limits(c, 250, 100), 0);
     char buf[100] = {0};
     eagain_fd = fd_of(c);
@@ -796,8 +790,7 @@ START_TEST(abort_drops_queued_datagrams_and_calls_connection_lost_0)
     tp_init(&cli, loop);
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
     int fds = tu_count_fds();
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     eagain_fd = fd_of(c);
     ck_assert_int_eq(asyncio_transport_sendto(c, "a", 1, NULL, 0), 0);
     ck_assert_int_eq(asyncio_transport_sendto(c, "b", 1, NULL, 0), 0);
@@ -838,8 +831,7 @@ START_TEST(close_inside_datagram_received_stops_reading)
     tp_init(&srv, loop);
     tp_init(&cli, loop);
     asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
-    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)),
-                                   NULL);
+    asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
     /* Five datagrams wait in the socket when the first readiness reads. */
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(asyncio_transport_sendto(c, "z", 1, NULL, 0), 0);
@@ -916,8 +908,8 @@ START_TEST(no_descriptor_is_left_behind)
         srv.echo = 1;
         cli.stop_at = 1;
         asyncio_transport *s = open_ep(loop, &srv, "127.0.0.1", 0, NULL, 0, NULL);
-        asyncio_transport *c = open_ep(loop, &cli, NULL, 0, "127.0.0.1",
-                                       port_of(sockname_of(s)), NULL);
+        asyncio_transport *c =
+            open_ep(loop, &cli, NULL, 0, "127.0.0.1", port_of(sockname_of(s)), NULL);
         ck_assert_int_eq(tu_count_fds(), base + 2);
         ck_assert_int_eq(asyncio_transport_sendto(c, "r", 1, NULL, 0), 0);
         tu_run(loop);
@@ -948,8 +940,8 @@ START_TEST(invalid_arguments_return_einval)
     ck_assert_int_eq(asyncio_loop_create_datagram_endpoint(loop, tp_factory, &a, "127.0.0.1", -1,
                                                            NULL, 0, NULL, &f),
                      -EINVAL);
-    ck_assert_int_eq(asyncio_loop_create_datagram_endpoint(loop, tp_factory, &a, "127.0.0.1",
-                                                           65536, NULL, 0, NULL, &f),
+    ck_assert_int_eq(asyncio_loop_create_datagram_endpoint(loop, tp_factory, &a, "127.0.0.1", 65536,
+                                                           NULL, 0, NULL, &f),
                      -EINVAL);
     ck_assert_int_eq(asyncio_loop_create_datagram_endpoint(loop, tp_factory, &a, NULL, 0,
                                                            "127.0.0.1", 70000, NULL, &f),
@@ -993,8 +985,8 @@ START_TEST(a_null_out_still_creates_the_endpoint)
     tp_init(&a, loop);
     a.stop_at = 1;
     int port = closed_udp_port();
-    ck_assert_int_eq(asyncio_loop_create_datagram_endpoint(loop, tp_factory, &a, "127.0.0.1",
-                                                           port, NULL, 0, NULL, NULL),
+    ck_assert_int_eq(asyncio_loop_create_datagram_endpoint(loop, tp_factory, &a, "127.0.0.1", port,
+                                                           NULL, 0, NULL, NULL),
                      0);
     /* Run until connection_made, then send to it from a plain socket. */
     while (!a.made)
@@ -1151,7 +1143,4 @@ static Suite *dgram_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(dgram_suite());
-}
+int main(void) { return tu_run_suite(dgram_suite()); }

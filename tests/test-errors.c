@@ -45,9 +45,8 @@ START_TEST(library_codes_are_below_minus_4095_and_distinct)
         ck_assert_msg(library_codes[i].value < -4095, "%s is %d", library_codes[i].name,
                       library_codes[i].value);
         for (size_t j = i + 1; j < N_LIBRARY_CODES; j++)
-            ck_assert_msg(library_codes[i].value != library_codes[j].value,
-                          "%s and %s share %d", library_codes[i].name, library_codes[j].name,
-                          library_codes[i].value);
+            ck_assert_msg(library_codes[i].value != library_codes[j].value, "%s and %s share %d",
+                          library_codes[i].name, library_codes[j].name, library_codes[i].value);
     }
 }
 END_TEST
@@ -55,9 +54,9 @@ END_TEST
 START_TEST(error_map_has_the_codes_the_api_names)
 {
     /* The codes API.md promises exist with these exact names. */
-    static const int codes[] = {ASYNCIO_ECLOSED,   ASYNCIO_ERUNNING,    ASYNCIO_ESTOPPED,
-                                ASYNCIO_ENOLOOP,   ASYNCIO_EINVALSTATE, ASYNCIO_ENOTASK,
-                                ASYNCIO_ESSL,      ASYNCIO_ECERT,       ASYNCIO_EAI_NONAME,
+    static const int codes[] = {ASYNCIO_ECLOSED,  ASYNCIO_ERUNNING,    ASYNCIO_ESTOPPED,
+                                ASYNCIO_ENOLOOP,  ASYNCIO_EINVALSTATE, ASYNCIO_ENOTASK,
+                                ASYNCIO_ESSL,     ASYNCIO_ECERT,       ASYNCIO_EAI_NONAME,
                                 ASYNCIO_EAI_AGAIN};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         int found = 0;
@@ -80,8 +79,8 @@ END_TEST
 
 START_TEST(strerror_describes_errno_codes)
 {
-    static const int codes[] = {-EINVAL, -ECONNREFUSED, -ECANCELED, -ENOENT, -ETIMEDOUT,
-                                -ENOTSUP, -EPIPE, -EBUSY};
+    static const int codes[] = {-EINVAL,    -ECONNREFUSED, -ECANCELED, -ENOENT,
+                                -ETIMEDOUT, -ENOTSUP,      -EPIPE,     -EBUSY};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         const char *text = asyncio_strerror(codes[i]);
         ck_assert_ptr_nonnull(text);
@@ -93,8 +92,8 @@ END_TEST
 
 START_TEST(unknown_codes_give_non_null_strings)
 {
-    static const int codes[] = {-4095, -4104, -4109, -4200, -100000, 1, 42, 4096, -2147483647 - 1,
-                                2147483647};
+    static const int codes[] = {-4095, -4104, -4109, -4200,           -100000,
+                                1,     42,    4096,  -2147483647 - 1, 2147483647};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         const char *text = asyncio_strerror(codes[i]);
         const char *name = asyncio_err_name(codes[i]);
@@ -116,9 +115,9 @@ END_TEST
 START_TEST(version_number_matches_the_header)
 {
     ck_assert_uint_eq(asyncio_version(), (unsigned)ASYNCIO_VERSION_HEX);
-    ck_assert_uint_eq((unsigned)ASYNCIO_VERSION_HEX,
-                      ((unsigned)ASYNCIO_VERSION_MAJOR << 16) |
-                          ((unsigned)ASYNCIO_VERSION_MINOR << 8) | (unsigned)ASYNCIO_VERSION_PATCH);
+    ck_assert_uint_eq((unsigned)ASYNCIO_VERSION_HEX, ((unsigned)ASYNCIO_VERSION_MAJOR << 16) |
+                                                         ((unsigned)ASYNCIO_VERSION_MINOR << 8) |
+                                                         (unsigned)ASYNCIO_VERSION_PATCH);
 }
 END_TEST
 
@@ -154,7 +153,4 @@ static Suite *errors_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(errors_suite());
-}
+int main(void) { return tu_run_suite(errors_suite()); }

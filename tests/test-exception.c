@@ -283,10 +283,7 @@ static void slow_cb(void *arg)
     tu_busy_wait(0.05);
 }
 
-static void fast_cb(void *arg)
-{
-    (void)arg;
-}
+static void fast_cb(void *arg) { (void)arg; }
 
 static int reports_for_callback(int debug, double duration, asyncio_callback cb)
 {
@@ -450,7 +447,4 @@ static Suite *exception_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(exception_suite());
-}
+int main(void) { return tu_run_suite(exception_suite()); }

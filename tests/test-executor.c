@@ -283,9 +283,8 @@ START_TEST(full_variant_releases_arg_before_completion_and_result_with_the_futur
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_executor *ex = new_pool(1);
     asyncio_future *f = NULL;
-    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, malloc_fn, NULL,
-                                                       count_arg_destroy, count_result_destroy,
-                                                       &f),
+    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, malloc_fn, NULL, count_arg_destroy,
+                                                       count_result_destroy, &f),
                      0);
     ck_assert_int_eq(asyncio_future_add_done_callback(f, check_arg_released_cb, NULL), 0);
     ck_assert_int_eq(asyncio_loop_run_until_complete(loop, f), 0);
@@ -427,8 +426,8 @@ START_TEST(cancelling_a_queued_job_means_it_never_runs)
                                                        count_result_destroy, &first),
                      0);
     ck_assert(wait_atomic(&blocker_started, 1, 5.0)); /* the one worker is busy */
-    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, second_fn, NULL,
-                                                       count_arg_destroy, NULL, &second),
+    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, second_fn, NULL, count_arg_destroy,
+                                                       NULL, &second),
                      0);
     ck_assert_int_eq(asyncio_future_cancel(second), 1);
     /* The cancellation reaches the executor through a done callback. */
@@ -547,9 +546,9 @@ START_TEST(submitting_after_shutdown_fails_with_eshutdown)
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, ex, second_fn, NULL, &f), -ESHUTDOWN);
     ck_assert_ptr_null(f);
     /* The full variant takes arg over on failure too. */
-    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, second_fn, NULL,
-                                                       count_arg_destroy, NULL, NULL),
-                     -ESHUTDOWN);
+    ck_assert_int_eq(
+        asyncio_loop_run_in_executor_full(loop, ex, second_fn, NULL, count_arg_destroy, NULL, NULL),
+        -ESHUTDOWN);
     ck_assert_int_eq(atomic_load(&arg_destroyed), 1);
     ck_assert_int_eq(atomic_load(&second_ran), 0);
     asyncio_executor_unref(ex);
@@ -765,8 +764,7 @@ START_TEST(closing_while_jobs_finish_frees_every_result_exactly_once)
                                                                count_arg_destroy,
                                                                count_result_destroy, &fs[i]),
                              0);
-        ck_assert_int_eq(asyncio_loop_call_later(loop, 0.0002 * round, tu_stop_cb, loop, NULL),
-                         0);
+        ck_assert_int_eq(asyncio_loop_call_later(loop, 0.0002 * round, tu_stop_cb, loop, NULL), 0);
         tu_run(loop);
         ck_assert_int_eq(asyncio_loop_close(loop), 0);
         ck_assert_int_eq(asyncio_executor_shutdown(ex, 1), 0);
@@ -835,8 +833,7 @@ START_TEST(shutdown_default_executor_completes_a_future_without_blocking_the_loo
     double t0 = tu_now();
     ck_assert_int_eq(asyncio_loop_shutdown_default_executor(loop, &shutdown_future), 0);
     ck_assert_double_lt(tu_now() - t0, 0.1); /* the waiting is done elsewhere */
-    ck_assert_int_eq(asyncio_loop_call_later(loop, 0.05, timer_while_shutting_down, NULL, NULL),
-                     0);
+    ck_assert_int_eq(asyncio_loop_call_later(loop, 0.05, timer_while_shutting_down, NULL, NULL), 0);
     ck_assert_int_eq(asyncio_loop_run_until_complete(loop, shutdown_future), 0);
     ck_assert_int_eq(atomic_load(&timer_ran_first), 1);
     ck_assert_int_eq(atomic_load(&slow_done), 1);
@@ -875,12 +872,10 @@ START_TEST(closing_the_loop_does_not_wait_and_drops_the_completion)
     gate_init(&g_gate);
     asyncio_future *f = NULL;
     ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, NULL, blocker_fn, NULL,
-                                                       count_arg_destroy, count_result_destroy,
-                                                       &f),
+                                                       count_arg_destroy, count_result_destroy, &f),
                      0);
-    ck_assert_int_eq(asyncio_future_add_done_callback(f, fail_done_cb,
-                                                      "a completion reached a closed loop"),
-                     0);
+    ck_assert_int_eq(
+        asyncio_future_add_done_callback(f, fail_done_cb, "a completion reached a closed loop"), 0);
     ck_assert(wait_atomic(&blocker_started, 1, 5.0));
     double t0 = tu_now();
     ck_assert_int_eq(asyncio_loop_close(loop), 0);
@@ -893,7 +888,7 @@ START_TEST(closing_the_loop_does_not_wait_and_drops_the_completion)
     ck_assert_int_eq(atomic_load(&arg_destroyed), 1);
     ck_assert_int_eq(atomic_load(&result_destroyed), 1);
     ck_assert_int_eq(asyncio_future_done(f), 0); /* never completed */
-    asyncio_future_unref(f); /* the last reference to the loop, too */
+    asyncio_future_unref(f);                     /* the last reference to the loop, too */
     asyncio_executor_unref(ex);
     gate_destroy(&g_gate);
 }
@@ -907,9 +902,8 @@ START_TEST(closing_the_loop_frees_a_completion_already_posted)
     ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, malloc_fn, NULL, NULL,
                                                        count_result_destroy, &f),
                      0);
-    ck_assert_int_eq(asyncio_future_add_done_callback(f, fail_done_cb,
-                                                      "a completion reached a closed loop"),
-                     0);
+    ck_assert_int_eq(
+        asyncio_future_add_done_callback(f, fail_done_cb, "a completion reached a closed loop"), 0);
     /* The job finishes and posts its completion; the loop never runs. */
     ck_assert_int_eq(asyncio_executor_shutdown(ex, 1), 0);
     ck_assert_int_eq(atomic_load(&result_destroyed), 0);
@@ -963,9 +957,8 @@ static void user_executor_runs_jobs(int mode)
     for (intptr_t i = 0; i < N_USER; i++)
         ck_assert_int_eq(asyncio_loop_run_in_executor(loop, ex, answer_fn, (void *)i, &fs[i]), 0);
     asyncio_future *failing = NULL;
-    ck_assert_int_eq(asyncio_loop_run_in_executor(loop, ex, error_fn, (void *)(intptr_t)-EBADF,
-                                                  &failing),
-                     0);
+    ck_assert_int_eq(
+        asyncio_loop_run_in_executor(loop, ex, error_fn, (void *)(intptr_t)-EBADF, &failing), 0);
     for (int i = 0; i < N_USER; i++) {
         ck_assert_int_eq(asyncio_loop_run_until_complete(loop, fs[i]), 0);
         void *r = NULL;
@@ -1034,9 +1027,9 @@ START_TEST(a_refused_submission_returns_the_executors_error)
     asyncio_executor *ex = NULL;
     ck_assert_int_eq(asyncio_executor_new(&refusing_ops, NULL, &ex), 0);
     asyncio_future *f = NULL;
-    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, ex, second_fn, NULL,
-                                                       count_arg_destroy, NULL, &f),
-                     -EAGAIN);
+    ck_assert_int_eq(
+        asyncio_loop_run_in_executor_full(loop, ex, second_fn, NULL, count_arg_destroy, NULL, &f),
+        -EAGAIN);
     ck_assert_ptr_null(f);
     ck_assert_int_eq(atomic_load(&arg_destroyed), 1);
     /* shutdown and destroy are optional. */
@@ -1118,9 +1111,9 @@ START_TEST(bad_arguments_are_rejected)
     asyncio_future *f = NULL;
     ck_assert_int_eq(asyncio_loop_run_in_executor(NULL, NULL, second_fn, NULL, &f), -EINVAL);
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, NULL, NULL, NULL, &f), -EINVAL);
-    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, NULL, NULL, NULL, count_arg_destroy,
-                                                       NULL, &f),
-                     -EINVAL);
+    ck_assert_int_eq(
+        asyncio_loop_run_in_executor_full(loop, NULL, NULL, NULL, count_arg_destroy, NULL, &f),
+        -EINVAL);
     ck_assert_int_eq(atomic_load(&arg_destroyed), 1);
     ck_assert_int_eq(asyncio_loop_set_default_executor(NULL, NULL), -EINVAL);
     ck_assert_int_eq(asyncio_loop_shutdown_default_executor(NULL, &f), -EINVAL);
@@ -1130,9 +1123,9 @@ START_TEST(bad_arguments_are_rejected)
     ck_assert_int_eq(asyncio_loop_close(loop), 0);
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, NULL, second_fn, NULL, &f),
                      ASYNCIO_ECLOSED);
-    ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, NULL, second_fn, NULL,
-                                                       count_arg_destroy, NULL, &f),
-                     ASYNCIO_ECLOSED);
+    ck_assert_int_eq(
+        asyncio_loop_run_in_executor_full(loop, NULL, second_fn, NULL, count_arg_destroy, NULL, &f),
+        ASYNCIO_ECLOSED);
     ck_assert_int_eq(atomic_load(&arg_destroyed), 2);
     asyncio_executor *pool = new_pool(1);
     ck_assert_int_eq(asyncio_loop_set_default_executor(loop, pool), ASYNCIO_ECLOSED);

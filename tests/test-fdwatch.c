@@ -14,18 +14,15 @@ static void nonblocking_pair(int sv[2])
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 }
 
-static void put_byte(int fd)
-{
-    ck_assert_int_eq(write(fd, "x", 1), 1);
-}
+static void put_byte(int fd) { ck_assert_int_eq(write(fd, "x", 1), 1); }
 
 /* A callback that counts, optionally reads one byte, and stops the loop
  * after `stop_after` calls. */
 struct counter {
     asyncio_loop *loop;
-    int fd;              /* read one byte from it per call, or -1 */
+    int fd; /* read one byte from it per call, or -1 */
     int calls;
-    int stop_after;      /* 0: never */
+    int stop_after; /* 0: never */
 };
 
 static void count_cb(void *arg)
@@ -262,10 +259,7 @@ static void check_fired_then_removed(int replace)
     close(b[1]);
 }
 
-START_TEST(reader_removed_after_its_fd_fired_is_not_called)
-{
-    check_fired_then_removed(0);
-}
+START_TEST(reader_removed_after_its_fd_fired_is_not_called) { check_fired_then_removed(0); }
 END_TEST
 
 START_TEST(reader_replaced_after_its_fd_fired_runs_the_new_callback_only)

@@ -343,10 +343,7 @@ START_TEST(add_done_callback_on_a_done_future_schedules_it)
 }
 END_TEST
 
-static void done_other_cb(asyncio_future *f, void *arg)
-{
-    done_record_cb(f, arg);
-}
+static void done_other_cb(asyncio_future *f, void *arg) { done_record_cb(f, arg); }
 
 START_TEST(remove_done_callback_returns_the_count_removed)
 {
@@ -512,7 +509,4 @@ static Suite *future_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(future_suite());
-}
+int main(void) { return tu_run_suite(future_suite()); }

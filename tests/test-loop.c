@@ -111,10 +111,7 @@ START_TEST(callbacks_scheduled_after_stop_run_on_the_next_run_forever)
 }
 END_TEST
 
-static void fail_cb(void *arg)
-{
-    ck_abort_msg("%s", (const char *)arg);
-}
+static void fail_cb(void *arg) { ck_abort_msg("%s", (const char *)arg); }
 
 START_TEST(stop_before_run_forever_gives_one_nonblocking_iteration)
 {
@@ -389,8 +386,7 @@ START_TEST(loop_time_follows_clock_monotonic)
     double a = tu_now();
     double t = asyncio_loop_time(loop);
     double b = tu_now();
-    ck_assert_msg(t >= a - 0.001 && t <= b + 0.001, "loop time %.6f outside [%.6f, %.6f]", t, a,
-                  b);
+    ck_assert_msg(t >= a - 0.001 && t <= b + 0.001, "loop time %.6f outside [%.6f, %.6f]", t, a, b);
     tu_busy_wait(0.05);
     double t2 = asyncio_loop_time(loop);
     ck_assert_msg(t2 - t >= 0.049 && t2 - t < 1.0, "loop time advanced %.6f in 0.05 s", t2 - t);
@@ -966,7 +962,4 @@ static Suite *loop_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(loop_suite());
-}
+int main(void) { return tu_run_suite(loop_suite()); }

@@ -28,7 +28,7 @@ typedef struct {
     int lost_err;
     int stop_on_lost;
     int pause_in_made;
-    size_t close_after; /* close once this many bytes came (0: never) */
+    size_t close_after;           /* close once this many bytes came (0: never) */
     void (*lost_hook)(void *arg); /* run after connection_lost */
     void *hook_arg;
 } proto;

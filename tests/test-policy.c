@@ -396,7 +396,4 @@ static Suite *policy_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(policy_suite());
-}
+int main(void) { return tu_run_suite(policy_suite()); }

@@ -31,7 +31,7 @@
 
 struct dns_server {
     struct evdns_server_port *port;
-    int fd;         /* silent servers: the socket nobody reads */
+    int fd; /* silent servers: the socket nobody reads */
     int portnum;
     int queries;
 };
@@ -106,7 +106,8 @@ static void start_server(asyncio_loop *loop, struct dns_server *srv)
     memset(srv, 0, sizeof(*srv));
     int fd = bound_udp_socket(&srv->portnum);
     srv->fd = -1;
-    srv->port = evdns_add_server_port_with_base(asyncio_loop_get_event_base(loop), fd, 0, serve, srv);
+    srv->port =
+        evdns_add_server_port_with_base(asyncio_loop_get_event_base(loop), fd, 0, serve, srv);
     ck_assert_ptr_nonnull(srv->port);
     use_nameserver(loop, srv->portnum);
 }
@@ -409,7 +410,8 @@ START_TEST(close_with_lookups_pending)
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80)};
     inet_pton(AF_INET, "192.0.2.77", &sin.sin_addr);
     asyncio_future *name = NULL;
-    ck_assert_int_eq(asyncio_loop_getnameinfo(loop, (struct sockaddr *)&sin, sizeof(sin), 0, &name), 0);
+    ck_assert_int_eq(asyncio_loop_getnameinfo(loop, (struct sockaddr *)&sin, sizeof(sin), 0, &name),
+                     0);
     run_for(loop, 0.02);
     asyncio_future_unref(released);
     ck_assert_int_eq(asyncio_future_done(kept), 0);
@@ -506,14 +508,16 @@ START_TEST(getnameinfo_numeric_is_answered_without_dns)
     struct dns_server srv;
     start_server(loop, &srv);
     struct sockaddr_in sin = v4(WWW_V4, 8080);
-    asyncio_future *f = gni(loop, (struct sockaddr *)&sin, sizeof(sin), NI_NUMERICHOST | NI_NUMERICSERV);
+    asyncio_future *f =
+        gni(loop, (struct sockaddr *)&sin, sizeof(sin), NI_NUMERICHOST | NI_NUMERICSERV);
     asyncio_nameinfo *ni = ni_result(loop, f);
     ck_assert_str_eq(ni->host, WWW_V4);
     ck_assert_str_eq(ni->serv, "8080");
     asyncio_future_unref(f);
 
     struct sockaddr_in6 sin6 = v6(WWW_V6, 53);
-    f = gni(loop, (struct sockaddr *)&sin6, sizeof(sin6), NI_NUMERICHOST | NI_NUMERICSERV | NI_DGRAM);
+    f = gni(loop, (struct sockaddr *)&sin6, sizeof(sin6),
+            NI_NUMERICHOST | NI_NUMERICSERV | NI_DGRAM);
     ni = ni_result(loop, f);
     ck_assert_str_eq(ni->host, WWW_V6);
     ck_assert_str_eq(ni->serv, "53");
@@ -544,7 +548,8 @@ START_TEST(getnameinfo_reverse_lookup_uses_ptr_records)
     struct dns_server srv;
     start_server(loop, &srv);
     struct sockaddr_in sin = v4(WWW_V4, 443);
-    asyncio_future *f = gni(loop, (struct sockaddr *)&sin, sizeof(sin), NI_NUMERICSERV | NI_NAMEREQD);
+    asyncio_future *f =
+        gni(loop, (struct sockaddr *)&sin, sizeof(sin), NI_NUMERICSERV | NI_NAMEREQD);
     asyncio_nameinfo *ni = ni_result(loop, f);
     ck_assert_str_eq(ni->host, "www.example.test");
     ck_assert_str_eq(ni->serv, "443");
@@ -576,7 +581,8 @@ START_TEST(getnameinfo_without_a_name)
     start_server(loop, &srv);
     struct sockaddr_in sin = v4("192.0.2.99", 80);
     /* NI_NAMEREQD: an error. */
-    asyncio_future *f = gni(loop, (struct sockaddr *)&sin, sizeof(sin), NI_NAMEREQD | NI_NUMERICSERV);
+    asyncio_future *f =
+        gni(loop, (struct sockaddr *)&sin, sizeof(sin), NI_NAMEREQD | NI_NUMERICSERV);
     ck_assert_int_eq(asyncio_loop_run_until_complete(loop, f), ASYNCIO_EAI_NONAME);
     asyncio_future_unref(f);
     /* Otherwise the number. */

@@ -88,10 +88,7 @@ START_TEST(signal_arriving_before_run_forever_is_handled_once_it_runs)
 }
 END_TEST
 
-static void nop_cb(void *arg)
-{
-    (void)arg;
-}
+static void nop_cb(void *arg) { (void)arg; }
 
 START_TEST(invalid_or_uncatchable_signals_return_einval)
 {
@@ -383,7 +380,4 @@ static Suite *signals_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(signals_suite());
-}
+int main(void) { return tu_run_suite(signals_suite()); }

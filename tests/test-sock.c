@@ -315,7 +315,8 @@ START_TEST(connect_accept_and_exchange_data_over_tcp)
     asyncio_future *acc = NULL, *con = NULL;
     ck_assert_int_eq(asyncio_loop_sock_accept(loop, lfd, &acc), 0);
     ck_assert_int_eq(asyncio_future_done(acc), 0); /* nobody connected yet */
-    ck_assert_int_eq(asyncio_loop_sock_connect(loop, cfd, (struct sockaddr *)&addr, sizeof(addr), &con), 0);
+    ck_assert_int_eq(
+        asyncio_loop_sock_connect(loop, cfd, (struct sockaddr *)&addr, sizeof(addr), &con), 0);
     ck_assert_int_eq(run_until(loop, con), 0);
     ck_assert_int_eq(run_until(loop, acc), 0);
 
@@ -399,7 +400,8 @@ START_TEST(connect_to_a_closed_port_fails_with_econnrefused)
 
     int cfd = tcp_socket();
     asyncio_future *f = NULL;
-    ck_assert_int_eq(asyncio_loop_sock_connect(loop, cfd, (struct sockaddr *)&addr, sizeof(addr), &f), 0);
+    ck_assert_int_eq(
+        asyncio_loop_sock_connect(loop, cfd, (struct sockaddr *)&addr, sizeof(addr), &f), 0);
     ck_assert_int_eq(run_until(loop, f), -ECONNREFUSED);
     ck_assert_int_eq(asyncio_future_exception(f), -ECONNREFUSED);
     asyncio_future_unref(f);
@@ -418,7 +420,8 @@ START_TEST(connect_over_a_unix_socket)
     memset(&addr, 0, sizeof(addr));
     addr.sun_family = AF_UNIX;
     /* Abstract namespace: nothing left on disk. */
-    snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "libasyncio-test-sock-%d", (int)getpid());
+    snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, "libasyncio-test-sock-%d",
+             (int)getpid());
     socklen_t alen = (socklen_t)(sizeof(sa_family_t) + 1 + strlen(addr.sun_path + 1));
     ck_assert_int_eq(bind(lfd, (struct sockaddr *)&addr, alen), 0);
     ck_assert_int_eq(listen(lfd, 4), 0);
@@ -513,7 +516,8 @@ START_TEST(bad_arguments_are_rejected)
     ck_assert_int_eq(asyncio_loop_sock_sendall(loop, sv[0], NULL, 4, &f), -EINVAL);
     ck_assert_int_eq(asyncio_loop_sock_sendall(loop, -3, "x", 1, &f), -EINVAL);
     ck_assert_int_eq(asyncio_loop_sock_connect(loop, sv[0], NULL, sizeof(addr), &f), -EINVAL);
-    ck_assert_int_eq(asyncio_loop_sock_connect(loop, sv[0], (struct sockaddr *)&addr, 0, &f), -EINVAL);
+    ck_assert_int_eq(asyncio_loop_sock_connect(loop, sv[0], (struct sockaddr *)&addr, 0, &f),
+                     -EINVAL);
     ck_assert_int_eq(asyncio_loop_sock_accept(loop, -1, &f), -EINVAL);
     int closed_fd = dup(sv[0]);
     close(closed_fd);
@@ -526,15 +530,16 @@ START_TEST(bad_arguments_are_rejected)
     ck_assert_int_eq(asyncio_loop_sock_recv(loop, blocking[0], buf, 4, &f), -EINVAL);
     ck_assert_int_eq(asyncio_loop_sock_sendall(loop, blocking[0], "x", 1, &f), -EINVAL);
     ck_assert_int_eq(asyncio_loop_sock_accept(loop, blocking[0], &f), -EINVAL);
-    ck_assert_int_eq(asyncio_loop_sock_connect(loop, blocking[0], (struct sockaddr *)&addr,
-                                               sizeof(addr), &f),
-                     -EINVAL);
+    ck_assert_int_eq(
+        asyncio_loop_sock_connect(loop, blocking[0], (struct sockaddr *)&addr, sizeof(addr), &f),
+        -EINVAL);
     ck_assert_int_eq(asyncio_loop_close(loop), 0);
     ck_assert_int_eq(asyncio_loop_sock_recv(loop, sv[0], buf, 4, &f), ASYNCIO_ECLOSED);
     ck_assert_int_eq(asyncio_loop_sock_sendall(loop, sv[0], "x", 1, &f), ASYNCIO_ECLOSED);
     ck_assert_int_eq(asyncio_loop_sock_accept(loop, sv[0], &f), ASYNCIO_ECLOSED);
-    ck_assert_int_eq(asyncio_loop_sock_connect(loop, sv[0], (struct sockaddr *)&addr, sizeof(addr), &f),
-                     ASYNCIO_ECLOSED);
+    ck_assert_int_eq(
+        asyncio_loop_sock_connect(loop, sv[0], (struct sockaddr *)&addr, sizeof(addr), &f),
+        ASYNCIO_ECLOSED);
     asyncio_loop_unref(loop);
     close(sv[0]);
     close(sv[1]);

@@ -43,17 +43,17 @@ typedef struct tp {
     size_t data_calls;
     int lost_err;
     int nlost;
-    int npause, nresume;  /* kept out of `ev`: a write may pause before connection_made */
-    int eof_ret;          /* what eof_received returns */
-    int close_in_data;    /* close() inside the first data_received */
+    int npause, nresume; /* kept out of `ev`: a write may pause before connection_made */
+    int eof_ret;         /* what eof_received returns */
+    int close_in_data;   /* close() inside the first data_received */
     int abort_in_data;
-    int pause_in_data;    /* pause_reading inside the first data_received */
+    int pause_in_data;          /* pause_reading inside the first data_received */
     double sleep_in_first_data; /* let the peer fill the socket */
-    size_t close_at;      /* close once this many bytes came (0: never) */
+    size_t close_at;            /* close once this many bytes came (0: never) */
     int stop_on_lost;
-    int unref_in_lost;    /* the protocol holds the only reference */
-    int free_in_lost;     /* the protocol is malloc'd and frees itself */
-    unsigned char *keep;  /* a copy of what came, if non-NULL (capacity keep_cap) */
+    int unref_in_lost;   /* the protocol holds the only reference */
+    int free_in_lost;    /* the protocol is malloc'd and frees itself */
+    unsigned char *keep; /* a copy of what came, if non-NULL (capacity keep_cap) */
     size_t keep_cap;
     void (*on_pause)(struct tp *);
     void (*on_resume)(struct tp *);
@@ -261,11 +261,11 @@ static asyncio_transport *wrap_socket(asyncio_loop *loop, int fd, tp *p)
 
 typedef struct peer {
     int fd;
-    size_t n;          /* writer: bytes to write; reader: bytes read */
-    size_t chunk;      /* writer: bytes per write() */
-    size_t offset;     /* pattern offset of the first byte */
-    int shut_after;    /* writer: shutdown(SHUT_WR) when done */
-    int bad;           /* reader: a byte differed */
+    size_t n;       /* writer: bytes to write; reader: bytes read */
+    size_t chunk;   /* writer: bytes per write() */
+    size_t offset;  /* pattern offset of the first byte */
+    int shut_after; /* writer: shutdown(SHUT_WR) when done */
+    int bad;        /* reader: a byte differed */
     int check;
     unsigned char *keep;
     size_t keep_cap;
@@ -893,8 +893,7 @@ START_TEST(test_peer_reset)
     close(fds[1]);
     tu_run(loop);
     ck_assert_int_eq(p.nlost, 1);
-    ck_assert_msg(p.lost_err == -ECONNRESET || p.lost_err == -EPIPE, "lost with %d",
-                  p.lost_err);
+    ck_assert_msg(p.lost_err == -ECONNRESET || p.lost_err == -EPIPE, "lost with %d", p.lost_err);
     ck_assert_uint_eq(count_ev(&p, EV_EOF), 0);
     check_order(&p);
     asyncio_transport_unref(t);
@@ -959,7 +958,7 @@ START_TEST(test_unref_inside_connection_lost)
     int fds[2];
     unix_pair(fds);
     asyncio_transport *t = wrap_socket(loop, fds[0], p);
-    asyncio_transport_ref(t); /* the protocol's, dropped in connection_lost */
+    asyncio_transport_ref(t);   /* the protocol's, dropped in connection_lost */
     asyncio_transport_unref(t); /* the test's */
     peer_write_all(fds[1], "x", 1);
     /* No stop_on_lost from a freed protocol: stop a little later. */
@@ -1089,7 +1088,8 @@ START_TEST(test_no_fd_leak)
     asyncio_transport *t2 = make_socket(loop, &q, &peer2);
     /* a bufferevent-path transport too */
     struct bufferevent *pair[2];
-    ck_assert_int_eq(bufferevent_pair_new(asyncio_loop_get_event_base(loop), BEV_OPT_CLOSE_ON_FREE, pair), 0);
+    ck_assert_int_eq(
+        bufferevent_pair_new(asyncio_loop_get_event_base(loop), BEV_OPT_CLOSE_ON_FREE, pair), 0);
     asyncio_transport *t3 = NULL;
     ck_assert_int_eq(asyncio_transport_new_from_bufferevent(loop, pair[0], &r.base, &t3), 0);
     peer_write_all(peer1, "abc", 3);
@@ -1167,7 +1167,8 @@ static void sendfile_case(size_t pre, int bev_pair)
         other.keep = got;
         other.keep_cap = total + 16;
         other.stop_on_lost = 0;
-        ck_assert_int_eq(asyncio_transport_new_from_bufferevent(loop, pair[1], &other.base, &ot), 0);
+        ck_assert_int_eq(asyncio_transport_new_from_bufferevent(loop, pair[1], &other.base, &ot),
+                         0);
     } else {
         t = make_socket(loop, &p, &peer_fd);
     }

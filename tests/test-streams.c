@@ -32,7 +32,8 @@ static int raw_connect(int port, int rcvbuf)
     ck_assert_int_ge(fd, 0);
     if (rcvbuf > 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     struct timeval tv = {2, 0};
@@ -51,7 +52,7 @@ struct seen {
     ssize_t rc[8];
     char data[8][64];
     int n;
-    int fd;          /* the test's raw client, for timers */
+    int fd; /* the test's raw client, for timers */
     const char *send_next[4];
     int nsend;
 };
@@ -492,9 +493,9 @@ START_TEST(open_connection_to_a_port_nobody_listens_on_returns_econnrefused)
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_future *t = NULL;
-    ck_assert_int_eq(asyncio_loop_create_task(loop, connect_refused,
-                                              (void *)(intptr_t)ntohs(a.sin_port), &t),
-                     0);
+    ck_assert_int_eq(
+        asyncio_loop_create_task(loop, connect_refused, (void *)(intptr_t)ntohs(a.sin_port), &t),
+        0);
     ck_assert_int_eq(asyncio_loop_run_until_complete(loop, t), -ECONNREFUSED);
     close(fd);
     asyncio_future_unref(t);
@@ -553,8 +554,8 @@ static Suite *streams_suite(void)
     tcase_add_test(tc, readline_returns_the_rest_at_eof_then_0);
     tcase_add_test(tc, readline_of_a_line_longer_than_the_buffer_returns_enobufs_and_keeps_it);
     tcase_add_test(tc, readexactly_at_eof_returns_epipe_and_leaves_the_bytes_to_read);
-    tcase_add_test(tc,
-                   cancelling_a_task_waiting_in_read_returns_ecanceled_and_the_stream_is_closed_for_it);
+    tcase_add_test(
+        tc, cancelling_a_task_waiting_in_read_returns_ecanceled_and_the_stream_is_closed_for_it);
     tcase_add_test(tc, loop_close_resumes_a_task_waiting_in_read_with_eclosed);
     suite_add_tcase(s, tc);
 

@@ -464,10 +464,10 @@ END_TEST
 /* ---- Cancellation ---------------------------------------------------------------------------- */
 
 struct cancel_probe {
-    asyncio_future *f;   /* what it awaits (NULL: sleeps 10 s) */
+    asyncio_future *f; /* what it awaits (NULL: sleeps 10 s) */
     int await_rc;
-    int ret;             /* what the function returns after the await */
-    int second_rc;       /* a second sleep(0) after the first wait */
+    int ret;       /* what the function returns after the await */
+    int second_rc; /* a second sleep(0) after the first wait */
 };
 
 static int wait_then_return(void *arg, void **result)
@@ -609,10 +609,7 @@ START_TEST(a_task_that_returns_with_a_cancel_pending_is_cancelled)
 }
 END_TEST
 
-static int await_inner_task(void *arg, void **result)
-{
-    return asyncio_await(arg, NULL);
-}
+static int await_inner_task(void *arg, void **result) { return asyncio_await(arg, NULL); }
 
 START_TEST(cancelling_a_task_cancels_the_task_it_awaits)
 {
@@ -845,8 +842,9 @@ START_TEST(ten_thousand_tasks_suspend_and_finish)
         asyncio_future_unref(tasks[i]);
     }
     free(tasks);
-    fprintf(stderr, "ten_thousand_tasks: RSS %ld KiB before, %ld KiB with all suspended: "
-                    "%.1f KiB per task\n",
+    fprintf(stderr,
+            "ten_thousand_tasks: RSS %ld KiB before, %ld KiB with all suspended: "
+            "%.1f KiB per task\n",
             s.rss[0], s.rss[1], (double)(s.rss[1] - s.rss[0]) / MANY);
     asyncio_future_unref(s.m.gate);
     tu_free_loop(loop);
@@ -896,7 +894,8 @@ static Suite *task_suite(void)
     tcase_add_test(tc, cancelling_a_sleeping_task_wakes_it_at_once);
     tcase_add_test(tc, a_task_that_swallows_the_cancel_completes_with_its_result);
     tcase_add_test(tc, cancel_after_the_awaited_future_completed_still_returns_ecanceled);
-    tcase_add_test(tc, a_task_cancelled_before_it_started_runs_and_its_first_wait_returns_ecanceled);
+    tcase_add_test(tc,
+                   a_task_cancelled_before_it_started_runs_and_its_first_wait_returns_ecanceled);
     tcase_add_test(tc, a_running_task_that_is_cancelled_gets_ecanceled_at_its_next_wait);
     tcase_add_test(tc, a_task_that_returns_with_a_cancel_pending_is_cancelled);
     tcase_add_test(tc, cancelling_a_task_cancels_the_task_it_awaits);

@@ -12,18 +12,12 @@ static void count_cb(void *arg)
     ran++;
 }
 
-static void fail_cb(void *arg)
-{
-    ck_abort_msg("%s", (const char *)arg);
-}
+static void fail_cb(void *arg) { ck_abort_msg("%s", (const char *)arg); }
 
 /* A small seeded generator, the same on every platform. */
 static uint32_t rng_state;
 
-static void rng_seed(uint32_t seed)
-{
-    rng_state = seed;
-}
+static void rng_seed(uint32_t seed) { rng_state = seed; }
 
 static uint32_t rng_next(void)
 {
@@ -143,11 +137,10 @@ START_TEST(cancelling_most_of_many_timers_still_fires_the_rest_in_order)
         slot[i] = (int)(rng_next() % 1000);
         items[i].rec = &rec;
         items[i].value = i;
-        ck_assert_int_eq(asyncio_loop_call_at(loop, base + slot[i] * 0.0001,
-                                              (i % 10000 == 7) ? tu_rec_cb : fail_cb,
-                                              (i % 10000 == 7) ? (void *)&items[i]
-                                                               : (void *)"cancelled timer ran",
-                                              &handles[i]),
+        ck_assert_int_eq(asyncio_loop_call_at(
+                             loop, base + slot[i] * 0.0001, (i % 10000 == 7) ? tu_rec_cb : fail_cb,
+                             (i % 10000 == 7) ? (void *)&items[i] : (void *)"cancelled timer ran",
+                             &handles[i]),
                          0);
     }
     int cancelled = 0;
@@ -243,8 +236,8 @@ START_TEST(timer_does_not_fire_before_its_deadline)
         double when = asyncio_handle_when(e[i].h);
         ck_assert_msg(e[i].loop_time >= when, "timer %d ran at loop time %.9f, deadline %.9f", i,
                       e[i].loop_time, when);
-        ck_assert_msg(e[i].mono >= when, "timer %d ran at %.9f (CLOCK_MONOTONIC), deadline %.9f",
-                      i, e[i].mono, when);
+        ck_assert_msg(e[i].mono >= when, "timer %d ran at %.9f (CLOCK_MONOTONIC), deadline %.9f", i,
+                      e[i].mono, when);
         asyncio_handle_unref(e[i].h);
     }
     tu_free_loop(loop);
@@ -441,7 +434,4 @@ static Suite *timers_suite(void)
     return s;
 }
 
-int main(void)
-{
-    return tu_run_suite(timers_suite());
-}
+int main(void) { return tu_run_suite(timers_suite()); }

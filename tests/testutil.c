@@ -39,10 +39,7 @@ void tu_free_loop(asyncio_loop *loop)
     asyncio_loop_unref(loop);
 }
 
-void tu_stop_cb(void *loop)
-{
-    ck_assert_int_eq(asyncio_loop_stop(loop), 0);
-}
+void tu_stop_cb(void *loop) { ck_assert_int_eq(asyncio_loop_stop(loop), 0); }
 
 void tu_call_soon_stop(asyncio_loop *loop)
 {

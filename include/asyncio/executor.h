@@ -87,8 +87,7 @@ ASYNCIO_EXTERN int asyncio_loop_set_default_executor(asyncio_loop *loop, asyncio
  * fails with -ESHUTDOWN.  Loop thread only.  ASYNCIO_ECLOSED on a closed
  * loop; asyncio_loop_close() shuts the default executor down without
  * waiting. */
-ASYNCIO_EXTERN int asyncio_loop_shutdown_default_executor(asyncio_loop *loop,
-                                                          asyncio_future **out);
+ASYNCIO_EXTERN int asyncio_loop_shutdown_default_executor(asyncio_loop *loop, asyncio_future **out);
 
 /* ---- Executors -------------------------------------------------------------- */
 

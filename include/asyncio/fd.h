@@ -17,9 +17,11 @@ extern "C" {
 
 /* Call cb(arg) whenever `fd` is readable (writable), as a loop callback.
  * A second add for the same fd replaces the first. */
-ASYNCIO_EXTERN int asyncio_loop_add_reader(asyncio_loop *loop, int fd, asyncio_callback cb, void *arg);
+ASYNCIO_EXTERN int asyncio_loop_add_reader(asyncio_loop *loop, int fd, asyncio_callback cb,
+                                           void *arg);
 ASYNCIO_EXTERN int asyncio_loop_remove_reader(asyncio_loop *loop, int fd); /* 1 removed, 0 none */
-ASYNCIO_EXTERN int asyncio_loop_add_writer(asyncio_loop *loop, int fd, asyncio_callback cb, void *arg);
+ASYNCIO_EXTERN int asyncio_loop_add_writer(asyncio_loop *loop, int fd, asyncio_callback cb,
+                                           void *arg);
 ASYNCIO_EXTERN int asyncio_loop_remove_writer(asyncio_loop *loop, int fd); /* 1 removed, 0 none */
 
 /* Futures over a non-blocking socket; cancelling one stops the operation.

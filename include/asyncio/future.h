@@ -31,8 +31,8 @@ ASYNCIO_EXTERN int asyncio_future_set_exception(asyncio_future *f, int error);
 /* 1 if the future was cancelled now, 0 if it was already done. */
 ASYNCIO_EXTERN int asyncio_future_cancel(asyncio_future *f);
 
-ASYNCIO_EXTERN int asyncio_future_done(asyncio_future *f);       /* 1 or 0 */
-ASYNCIO_EXTERN int asyncio_future_cancelled(asyncio_future *f);  /* 1 or 0 */
+ASYNCIO_EXTERN int asyncio_future_done(asyncio_future *f);      /* 1 or 0 */
+ASYNCIO_EXTERN int asyncio_future_cancelled(asyncio_future *f); /* 1 or 0 */
 
 /* 0 with *result set (result may be NULL), the future's error, -ECANCELED,
  * or ASYNCIO_EINVALSTATE while pending.  The result stays the future's. */
@@ -49,8 +49,8 @@ ASYNCIO_EXTERN int asyncio_future_add_done_callback(asyncio_future *f, asyncio_d
                                                     void *arg);
 
 /* Remove every pending (cb, arg) pair; returns how many were removed. */
-ASYNCIO_EXTERN int asyncio_future_remove_done_callback(asyncio_future *f,
-                                                       asyncio_done_callback cb, void *arg);
+ASYNCIO_EXTERN int asyncio_future_remove_done_callback(asyncio_future *f, asyncio_done_callback cb,
+                                                       void *arg);
 
 /* The future's loop, borrowed. */
 ASYNCIO_EXTERN asyncio_loop *asyncio_future_get_loop(asyncio_future *f);

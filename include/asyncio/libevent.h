@@ -34,7 +34,8 @@ ASYNCIO_EXTERN struct evdns_base *asyncio_loop_get_evdns_base(asyncio_loop *loop
  * OpenSSL one) as a stream transport of `protocol`; connection_made is
  * scheduled on the loop.  Takes `bev` over on success and on failure alike
  * (it is freed on failure). */
-ASYNCIO_EXTERN int asyncio_transport_new_from_bufferevent(asyncio_loop *loop, struct bufferevent *bev,
+ASYNCIO_EXTERN int asyncio_transport_new_from_bufferevent(asyncio_loop *loop,
+                                                          struct bufferevent *bev,
                                                           asyncio_protocol *protocol,
                                                           asyncio_transport **out);
 

@@ -156,7 +156,7 @@ ASYNCIO_EXTERN void asyncio_loop_default_exception_handler(asyncio_loop *loop,
  * dropped without having run and futures released while pending are
  * reported through the exception handler. */
 ASYNCIO_EXTERN int asyncio_loop_set_debug(asyncio_loop *loop, int enabled);
-ASYNCIO_EXTERN int asyncio_loop_get_debug(asyncio_loop *loop);     /* 1 or 0 */
+ASYNCIO_EXTERN int asyncio_loop_get_debug(asyncio_loop *loop); /* 1 or 0 */
 
 /* The threshold for a slow callback in debug mode; 0.1 s by default.
  * -EINVAL for a negative or non-finite value. */

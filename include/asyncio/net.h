@@ -20,26 +20,28 @@ extern "C" {
 typedef struct ssl_ctx_st SSL_CTX;
 
 typedef struct asyncio_connection_options {
-    SSL_CTX *ssl;                  /* NULL: plain TCP */
-    int use_default_ssl;           /* nonzero: TLS with a verifying context of the library's */
-    const char *server_hostname;   /* NULL: host; "": no hostname check */
-    int family, proto, flags;      /* passed to getaddrinfo */
-    int sock;                      /* -1: none; else an already connected socket, taken
+    SSL_CTX *ssl;                /* NULL: plain TCP */
+    int use_default_ssl;         /* nonzero: TLS with a verifying context of the library's */
+    const char *server_hostname; /* NULL: host; "": no hostname check */
+    int family, proto, flags;    /* passed to getaddrinfo */
+    int sock;                    /* -1: none; else an already connected socket, taken
                                       over on success and failure alike; host must be NULL */
-    const char *local_host;        /* NULL: no bind */
+    const char *local_host;      /* NULL: no bind */
     int local_port;
-    double happy_eyeballs_delay;   /* 0: one address after another; else RFC 8305 racing */
-    int interleave;                /* interleave address families; 0: the default (1 when
+    double happy_eyeballs_delay;  /* 0: one address after another; else RFC 8305 racing */
+    int interleave;               /* interleave address families; 0: the default (1 when
                                       racing, else none) */
-    double ssl_handshake_timeout;  /* 60 s */
-    double ssl_shutdown_timeout;   /* 30 s */
+    double ssl_handshake_timeout; /* 60 s */
+    double ssl_shutdown_timeout;  /* 30 s */
     /* Zero (the _INIT macro does it): room for options added later
      * without an ABI break. */
     void *reserved[4];
 } asyncio_connection_options;
 
-#define ASYNCIO_CONNECTION_OPTIONS_INIT                                                    \
-    {NULL, 0, NULL, AF_UNSPEC, 0, 0, -1, NULL, 0, 0.0, 0, 60.0, 30.0, {0}}
+#define ASYNCIO_CONNECTION_OPTIONS_INIT                                        \
+    {                                                                          \
+        NULL, 0, NULL, AF_UNSPEC, 0, 0, -1, NULL, 0, 0.0, 0, 60.0, 30.0, { 0 } \
+    }
 
 /* Resolve `host`, try each address in order (or race them, RFC 8305, when
  * happy_eyeballs_delay > 0) and connect.  TCP_NODELAY is set.  Result: the
@@ -48,26 +50,30 @@ typedef struct asyncio_connection_options {
  * that returns NULL fails it with -ECONNABORTED.  Argument errors come back
  * from the call; everything that happens on the network (bind, connect)
  * comes back in the future.  server_hostname without TLS: -EINVAL. */
-ASYNCIO_EXTERN int asyncio_loop_create_connection(asyncio_loop *loop, asyncio_protocol_factory factory,
-                                                  void *arg, const char *host, int port,
+ASYNCIO_EXTERN int asyncio_loop_create_connection(asyncio_loop *loop,
+                                                  asyncio_protocol_factory factory, void *arg,
+                                                  const char *host, int port,
                                                   const asyncio_connection_options *opts,
                                                   asyncio_future **out);
 
 typedef struct asyncio_server_options {
-    int family, flags;             /* AF_UNSPEC, AI_PASSIVE */
-    int sock;                      /* -1: none; else a listening or bound socket (taken over) */
-    int backlog;                   /* 100 */
+    int family, flags; /* AF_UNSPEC, AI_PASSIVE */
+    int sock;          /* -1: none; else a listening or bound socket (taken over) */
+    int backlog;       /* 100 */
     SSL_CTX *ssl;
-    int reuse_address;             /* 1 */
-    int reuse_port;                /* 0 */
-    double ssl_handshake_timeout;  /* 60 s */
-    double ssl_shutdown_timeout;   /* 30 s */
+    int reuse_address;            /* 1 */
+    int reuse_port;               /* 0 */
+    double ssl_handshake_timeout; /* 60 s */
+    double ssl_shutdown_timeout;  /* 30 s */
     /* Zero (the _INIT macro does it): room for options added later
      * without an ABI break. */
     void *reserved[4];
 } asyncio_server_options;
 
-#define ASYNCIO_SERVER_OPTIONS_INIT {AF_UNSPEC, AI_PASSIVE, -1, 100, NULL, 1, 0, 60.0, 30.0, {0}}
+#define ASYNCIO_SERVER_OPTIONS_INIT                                   \
+    {                                                                 \
+        AF_UNSPEC, AI_PASSIVE, -1, 100, NULL, 1, 0, 60.0, 30.0, { 0 } \
+    }
 
 /* Listen on every address `host` resolves to (NULL or "": every interface,
  * IPv4 and IPv6, IPV6_V6ONLY on the v6 socket).  Port 0 picks a free port
@@ -116,7 +122,10 @@ typedef struct asyncio_datagram_options {
     void *reserved[4];
 } asyncio_datagram_options;
 
-#define ASYNCIO_DATAGRAM_OPTIONS_INIT {AF_UNSPEC, 0, 0, 0, 0, {0}}
+#define ASYNCIO_DATAGRAM_OPTIONS_INIT \
+    {                                 \
+        AF_UNSPEC, 0, 0, 0, 0, { 0 }  \
+    }
 
 /* A UDP endpoint bound to local_host:local_port and/or connected to
  * remote_host:remote_port (either host may be NULL).  Result: the

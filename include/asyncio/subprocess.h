@@ -71,9 +71,9 @@ typedef struct asyncio_subprocess_options {
     void *reserved[4];
 } asyncio_subprocess_options;
 
-#define ASYNCIO_SUBPROCESS_OPTIONS_INIT                      \
-    {                                                        \
-        ASYNCIO_PIPE, ASYNCIO_PIPE, ASYNCIO_PIPE, NULL, NULL, {0} \
+#define ASYNCIO_SUBPROCESS_OPTIONS_INIT                             \
+    {                                                               \
+        ASYNCIO_PIPE, ASYNCIO_PIPE, ASYNCIO_PIPE, NULL, NULL, { 0 } \
     }
 
 /* Start argv[0] with arguments argv (NULL-terminated), connected as `opts`

@@ -90,7 +90,8 @@ ASYNCIO_EXTERN int asyncio_transport_sendto(asyncio_transport *t, const void *da
 /* Subprocess transports. */
 ASYNCIO_EXTERN int asyncio_transport_get_pid(asyncio_transport *t);
 ASYNCIO_EXTERN int asyncio_transport_get_returncode(asyncio_transport *t, int *returncode);
-ASYNCIO_EXTERN asyncio_transport *asyncio_transport_get_pipe_transport(asyncio_transport *t, int fd);
+ASYNCIO_EXTERN asyncio_transport *asyncio_transport_get_pipe_transport(asyncio_transport *t,
+                                                                       int fd);
 ASYNCIO_EXTERN int asyncio_transport_send_signal(asyncio_transport *t, int sig);
 ASYNCIO_EXTERN int asyncio_transport_terminate(asyncio_transport *t);
 ASYNCIO_EXTERN int asyncio_transport_kill(asyncio_transport *t);
