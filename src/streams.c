@@ -6,29 +6,44 @@
  * factory until connection_lost) and the user (from open_connection or
  * the server's callback until asyncio_stream_close); a server's client
  * task holds a third while its callback runs.  Owns: a reference to the
- * transport (from connection_made), the read buffer (an evbuffer), the
- * `closed` future (done at connection_lost) and the futures of drains
- * waiting.  Everything runs in the loop's thread.
+ * transport (from connection_made), the read buffer, the `closed` future
+ * (done at connection_lost) and the futures of drains waiting.
+ * Everything runs in the loop's thread.
  *
- * Data path: data_received appends to the buffer and completes the read
- * waiter, if a task waits; the task resumes in a later batch and takes
- * what it asked for.  Above 2 x LIMIT buffered the transport's reading is
- * paused (asyncio's StreamReader), resumed once reads bring it to LIMIT or
- * a read waits for more than is there.  eof_received keeps the transport
- * half-open, so the writer can still answer.  Writes go straight to the
- * transport; pause_writing / resume_writing gate drain.
+ * Data path: the stream is a buffered protocol.  The read buffer is one
+ * flat block per stream, kept for the stream's life: the transport reads
+ * straight into its free end (get_buffer / buffer_updated), which then
+ * completes the read waiter, if a task waits; the task resumes in a later
+ * batch and copies out what it asked for.  The unread bytes are
+ * [rstart, rend); emptied, both go back to 0, so a reader that keeps up
+ * never moves a byte.  Only when the free end runs short are the unread
+ * bytes moved to the front (if they fill at most half the block) or the
+ * block doubled; a block grown past RBUF_KEEP is freed once emptied (the
+ * next read allocates the default size).  A transport that does not read
+ * into buffers gets the same through data_received (one copy more).
+ * Above 2 x LIMIT buffered the transport's reading is paused (asyncio's
+ * StreamReader), resumed once reads bring it to LIMIT or a read waits for
+ * more than is there.  eof_received keeps the transport half-open, so
+ * the writer can still answer.  Writes go straight to the transport;
+ * pause_writing / resume_writing gate drain.
  *
  * A read waiter is a future of the waiting call's own (the stream only
  * borrows it while the call waits), so cancelling the task cancels that
  * future and nothing shared. */
 #include "internal.h"
 
-#include <event2/buffer.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* asyncio's default StreamReader limit, 2**16. */
 #define LIMIT (64 * 1024)
+/* The read buffer: its size at first, the free end below which it is
+ * compacted or grown, and the size above which an emptied one is freed. */
+#define RBUF_MIN (64 * 1024)
+#define RBUF_LOW (16 * 1024)
+#define RBUF_KEEP (4 * RBUF_MIN)
 
 struct stream;
 
@@ -46,9 +61,11 @@ struct stream {
     int refs;
     asyncio_loop *loop;           /* borrowed: `closed` holds a reference */
     asyncio_transport *transport; /* a reference, from connection_made */
-    struct evbuffer *buf;
-    int eof;  /* eof_received (or connection_lost) */
-    int lost; /* connection_lost ran */
+    char *rbuf;
+    size_t rcap;         /* bytes at rbuf */
+    size_t rstart, rend; /* the unread bytes */
+    int eof;             /* eof_received (or connection_lost) */
+    int lost;            /* connection_lost ran */
     int lost_error;
     int paused_reading, paused_writing;
     int user_closed;        /* asyncio_stream_close was called */
@@ -68,7 +85,7 @@ static void stream_unref(struct stream *s)
     for (size_t i = 0; i < s->ndrainers; i++)
         asyncio_future_unref(s->drainers[i]);
     free(s->drainers);
-    evbuffer_free(s->buf);
+    free(s->rbuf);
     asyncio_transport_unref(s->transport);
     /* The error reached the reads and the close already: retrieved. */
     if (asyncio_future_done(s->closed))
@@ -105,17 +122,87 @@ static void p_connection_made(asyncio_protocol *p, asyncio_transport *t)
         task_for_client(s);
 }
 
+static size_t buffered(const struct stream *s) { return s->rend - s->rstart; }
+
+/* At least `need` free bytes at the end of the read buffer: moves the
+ * unread bytes to the front when they fill at most half of it, else
+ * grows it.  0 or -ENOMEM. */
+static int reserve(struct stream *s, size_t need)
+{
+    if (s->rcap - s->rend >= need)
+        return 0;
+    size_t used = buffered(s);
+    if (used <= s->rcap / 2 && s->rcap - used >= need) {
+        memmove(s->rbuf, s->rbuf + s->rstart, used);
+        s->rstart = 0;
+        s->rend = used;
+        return 0;
+    }
+    size_t cap = s->rcap > 0 ? s->rcap : RBUF_MIN;
+    while (cap - used < need) {
+        if (cap > SIZE_MAX / 2)
+            return -ENOMEM;
+        cap *= 2;
+    }
+    if (cap == s->rcap) { /* big enough once compacted */
+        memmove(s->rbuf, s->rbuf + s->rstart, used);
+    } else {
+        /* A fresh block and one copy of the unread bytes only (realloc
+         * would copy the consumed front too). */
+        char *b = malloc(cap);
+        if (b == NULL)
+            return -ENOMEM;
+        if (used > 0)
+            memcpy(b, s->rbuf + s->rstart, used);
+        free(s->rbuf);
+        s->rbuf = b;
+        s->rcap = cap;
+    }
+    s->rstart = 0;
+    s->rend = used;
+    return 0;
+}
+
+/* `n` new bytes at rend: wake the reader, pause above the limit. */
+static void received(struct stream *s, size_t n)
+{
+    s->rend += n;
+    wake(s->read_waiter);
+    if (!s->paused_reading && buffered(s) > 2 * LIMIT &&
+        asyncio_transport_pause_reading(s->transport) == 0)
+        s->paused_reading = 1;
+}
+
+static void *p_get_buffer(asyncio_protocol *p, size_t sizehint, size_t *len)
+{
+    struct stream *s = (struct stream *)p;
+    (void)sizehint; /* the whole free end, the cheapest read */
+    if (reserve(s, RBUF_LOW) < 0 && s->rcap == s->rend) {
+        asyncio_transport_abort(s->transport); /* no memory: nothing sane to go on with */
+        return NULL;
+    }
+    *len = s->rcap - s->rend;
+    return s->rbuf + s->rend;
+}
+
+static void p_buffer_updated(asyncio_protocol *p, size_t nbytes)
+{
+    struct stream *s = (struct stream *)p;
+    if (nbytes > s->rcap - s->rend) /* more than get_buffer handed out */
+        nbytes = s->rcap - s->rend;
+    received(s, nbytes);
+}
+
 static void p_data_received(asyncio_protocol *p, const void *data, size_t len)
 {
     struct stream *s = (struct stream *)p;
-    if (evbuffer_add(s->buf, data, len) < 0) {
+    if (reserve(s, len) < 0) {
         asyncio_transport_abort(s->transport); /* no memory: nothing sane to go on with */
         return;
     }
-    wake(s->read_waiter);
-    if (!s->paused_reading && evbuffer_get_length(s->buf) > 2 * LIMIT &&
-        asyncio_transport_pause_reading(s->transport) == 0)
-        s->paused_reading = 1;
+    if (len > 0)
+        memcpy(s->rbuf + s->rend, data, len);
+    received(s, len);
 }
 
 static int p_eof_received(asyncio_protocol *p)
@@ -159,6 +246,8 @@ static const asyncio_protocol_ops stream_ops = {
     .pause_writing = p_pause_writing,
     .resume_writing = p_resume_writing,
     .connection_lost = p_connection_lost,
+    .get_buffer = p_get_buffer,
+    .buffer_updated = p_buffer_updated,
 };
 
 /* A stream with `refs` references, or NULL. */
@@ -167,9 +256,7 @@ static struct stream *stream_new(asyncio_loop *loop, int refs)
     struct stream *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    if ((s->buf = evbuffer_new()) == NULL || asyncio_loop_create_future(loop, &s->closed) < 0) {
-        if (s->buf != NULL)
-            evbuffer_free(s->buf);
+    if (asyncio_loop_create_future(loop, &s->closed) < 0) {
         free(s);
         return NULL;
     }
@@ -206,9 +293,24 @@ static int wait_for_data(struct stream *s)
     return err;
 }
 
+/* Take `n` unread bytes out into `to`. */
+static void take(struct stream *s, void *to, size_t n)
+{
+    memcpy(to, s->rbuf + s->rstart, n);
+    s->rstart += n;
+    if (s->rstart == s->rend) {
+        s->rstart = s->rend = 0;
+        if (s->rcap > RBUF_KEEP) { /* a burst is over: back to the default */
+            free(s->rbuf);
+            s->rbuf = NULL;
+            s->rcap = 0;
+        }
+    }
+}
+
 static void consumed(struct stream *s)
 {
-    if (s->paused_reading && !s->lost && evbuffer_get_length(s->buf) <= LIMIT) {
+    if (s->paused_reading && !s->lost && buffered(s) <= LIMIT) {
         s->paused_reading = 0;
         asyncio_transport_resume_reading(s->transport);
     }
@@ -226,13 +328,15 @@ ssize_t asyncio_stream_read(asyncio_stream_reader *r, void *buf, size_t n)
     struct stream *s = r->s;
     if (n == 0)
         return 0;
-    if (n > INT_MAX) /* evbuffer_remove counts in int */
+    if (n > INT_MAX) /* as asyncio_stream_readexactly: at most INT_MAX at once */
         n = INT_MAX;
     for (;;) {
-        if (evbuffer_get_length(s->buf) > 0) {
-            int got = evbuffer_remove(s->buf, buf, n);
+        size_t have = buffered(s);
+        if (have > 0) {
+            size_t got = have < n ? have : n;
+            take(s, buf, got);
             consumed(s);
-            return got;
+            return (ssize_t)got;
         }
         if (s->eof)
             return end_error(s);
@@ -251,15 +355,14 @@ ssize_t asyncio_stream_readline(asyncio_stream_reader *r, void *buf, size_t n)
         n = INT_MAX;
     size_t searched = 0; /* bytes known to hold no '\n' */
     for (;;) {
-        size_t have = evbuffer_get_length(s->buf);
-        struct evbuffer_ptr from;
-        evbuffer_ptr_set(s->buf, &from, searched, EVBUFFER_PTR_SET);
-        struct evbuffer_ptr nl = evbuffer_search(s->buf, "\n", 1, &from);
-        if (nl.pos >= 0) {
-            size_t len = (size_t)nl.pos + 1;
+        size_t have = buffered(s);
+        const char *start = have > 0 ? s->rbuf + s->rstart : NULL;
+        const char *nl = have > searched ? memchr(start + searched, '\n', have - searched) : NULL;
+        if (nl != NULL) {
+            size_t len = (size_t)(nl - start) + 1;
             if (len > n)
                 return -ENOBUFS;
-            evbuffer_remove(s->buf, buf, len);
+            take(s, buf, len);
             consumed(s);
             return (ssize_t)len;
         }
@@ -269,7 +372,7 @@ ssize_t asyncio_stream_readline(asyncio_stream_reader *r, void *buf, size_t n)
         if (s->eof) {
             if (have == 0)
                 return end_error(s);
-            evbuffer_remove(s->buf, buf, have);
+            take(s, buf, have);
             consumed(s);
             return (ssize_t)have;
         }
@@ -285,8 +388,9 @@ int asyncio_stream_readexactly(asyncio_stream_reader *r, void *buf, size_t n)
         return -EINVAL;
     struct stream *s = r->s;
     for (;;) {
-        if (evbuffer_get_length(s->buf) >= n) {
-            evbuffer_remove(s->buf, buf, n);
+        if (buffered(s) >= n) {
+            if (n > 0)
+                take(s, buf, n);
             consumed(s);
             return 0;
         }
@@ -302,7 +406,7 @@ int asyncio_stream_at_eof(asyncio_stream_reader *r)
 {
     if (r == NULL)
         return -EINVAL;
-    return r->s->eof && evbuffer_get_length(r->s->buf) == 0;
+    return r->s->eof && buffered(r->s) == 0;
 }
 
 /* ---- Writing ------------------------------------------------------------------ */

@@ -180,6 +180,54 @@ END_TEST
 
 /* ---- Reading ----------------------------------------------------------------------- */
 
+/* The reader sleeps while the peer floods (the transport pauses above
+ * the limit), then asks for everything at once: far more than the read
+ * buffer or the pause limit, so the buffer must grow and reading resume. */
+static int late_readexactly(asyncio_stream_reader *r, asyncio_stream_writer *w, void *arg)
+{
+    const unsigned char *want = arg;
+    ck_assert_int_eq(asyncio_sleep(0.2), 0);
+    unsigned char *got = malloc(ECHO_BYTES);
+    ck_assert_int_eq(asyncio_stream_readexactly(r, got, ECHO_BYTES), 0);
+    ck_assert(memcmp(got, want, ECHO_BYTES) == 0);
+    char one;
+    ck_assert_int_eq(asyncio_stream_read(r, &one, 1), 0);
+    free(got);
+    return asyncio_stream_close(w);
+}
+
+static int flood_client(void *arg, void **result)
+{
+    unsigned char *data = pattern(ECHO_BYTES);
+    asyncio_server *server = NULL;
+    ck_assert_int_eq(asyncio_start_server(late_readexactly, data, "127.0.0.1", 0, NULL, &server),
+                     0);
+    asyncio_stream_reader *r;
+    asyncio_stream_writer *w;
+    ck_assert_int_eq(asyncio_open_connection("127.0.0.1", server_port(server), NULL, &r, &w), 0);
+    ck_assert_int_eq(asyncio_stream_write(w, data, ECHO_BYTES), 0);
+    ck_assert_int_eq(asyncio_stream_drain(w), 0);
+    ck_assert_int_eq(asyncio_stream_write_eof(w), 0);
+    char one;
+    ck_assert_int_eq(asyncio_stream_read(r, &one, 1), 0); /* the server closed */
+    ck_assert_int_eq(asyncio_stream_close(w), 0);
+    asyncio_server_close(server);
+    asyncio_server_unref(server);
+    free(data);
+    return 0;
+}
+
+START_TEST(readexactly_beyond_the_buffer_after_a_paused_flood_loses_nothing)
+{
+    asyncio_loop *loop = tu_new_guarded_loop();
+    asyncio_future *t = NULL;
+    ck_assert_int_eq(asyncio_loop_create_task(loop, flood_client, NULL, &t), 0);
+    ck_assert_int_eq(asyncio_loop_run_until_complete(loop, t), 0);
+    asyncio_future_unref(t);
+    tu_free_loop(loop);
+}
+END_TEST
+
 static int two_lines(asyncio_stream_reader *r, asyncio_stream_writer *w, void *arg)
 {
     struct seen *s = arg;
@@ -546,6 +594,7 @@ static Suite *streams_suite(void)
     TCase *tc = tcase_create("echo");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, a_streams_echo_returns_every_byte_unchanged);
+    tcase_add_test(tc, readexactly_beyond_the_buffer_after_a_paused_flood_loses_nothing);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reading");
