@@ -122,15 +122,6 @@ static void attempt_close(struct attempt *a)
     }
 }
 
-static void cancel_handle(asyncio_handle **h)
-{
-    if (*h != NULL) {
-        asyncio_handle_cancel(*h);
-        asyncio_handle_unref(*h);
-        *h = NULL;
-    }
-}
-
 static void on_resolved(asyncio_future *f, void *arg);
 static void on_future_done(asyncio_future *f, void *arg);
 
@@ -164,8 +155,8 @@ static void terminate(struct connector *c)
     release_gai(c, &c->gai_local);
     for (size_t i = 0; c->attempts != NULL && i < c->ntargets; i++)
         attempt_close(&c->attempts[i]);
-    cancel_handle(&c->delay_h);
-    cancel_handle(&c->finish_h);
+    asyncio__handle_forget(&c->delay_h);
+    asyncio__handle_forget(&c->finish_h);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -357,7 +348,7 @@ static void won(struct connector *c)
 {
     for (size_t i = 0; i < c->ntargets; i++)
         attempt_close(&c->attempts[i]);
-    cancel_handle(&c->delay_h);
+    asyncio__handle_forget(&c->delay_h);
     c->next = c->ntargets;
     schedule_finish(c);
 }
@@ -368,7 +359,7 @@ static void on_delay(void *arg);
  * first one in flight (arming the happy eyeballs timer) or connected. */
 static void start_next(struct connector *c)
 {
-    cancel_handle(&c->delay_h);
+    asyncio__handle_forget(&c->delay_h);
     while (c->next < c->ntargets) {
         size_t i = c->next++;
         int rc = attempt_start(c, i);

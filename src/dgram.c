@@ -101,15 +101,6 @@ static void schedule(dgram *d, asyncio_handle **slot, asyncio_callback cb)
         asyncio_loop_call_soon(d->base.loop, cb, d, slot);
 }
 
-static void unschedule(asyncio_handle **slot)
-{
-    if (*slot != NULL) {
-        asyncio_handle_cancel(*slot);
-        asyncio_handle_unref(*slot);
-        *slot = NULL;
-    }
-}
-
 /* At the top of a scheduled callback: it is no longer queued. */
 static void release_slot(asyncio_handle **slot)
 {
@@ -172,10 +163,10 @@ static void deliver_lost(dgram *d, int error)
         return;
     d->lost = 1;
     d->closing = 1;
-    unschedule(&d->made_h);
-    unschedule(&d->read_h);
-    unschedule(&d->write_h);
-    unschedule(&d->lost_h);
+    asyncio__handle_forget(&d->made_h);
+    asyncio__handle_forget(&d->read_h);
+    asyncio__handle_forget(&d->write_h);
+    asyncio__handle_forget(&d->lost_h);
     /* event_free deletes the event first: libevent must forget the fd
      * before it is closed (and its number reused). */
     if (d->read_ev != NULL)
@@ -382,7 +373,7 @@ static int dgram_close(asyncio_transport *t)
     if (d->reading)
         event_del(d->read_ev);
     d->reading = 0;
-    unschedule(&d->read_h);
+    asyncio__handle_forget(&d->read_h);
     if (d->head == NULL)
         schedule_lost(d, 0);
     return 0;
@@ -399,8 +390,8 @@ static int dgram_abort(asyncio_transport *t)
         event_del(d->read_ev);
     d->reading = 0;
     event_del(d->write_ev);
-    unschedule(&d->read_h);
-    unschedule(&d->write_h);
+    asyncio__handle_forget(&d->read_h);
+    asyncio__handle_forget(&d->write_h);
     drop_queue(d);
     schedule_lost(d, 0);
     return 0;

@@ -105,6 +105,15 @@ void asyncio_handle_unref(asyncio_handle *h)
         handle_free(h);
 }
 
+void asyncio__handle_forget(asyncio_handle **slot)
+{
+    if (*slot != NULL) {
+        asyncio_handle_cancel(*slot);
+        asyncio_handle_unref(*slot);
+        *slot = NULL;
+    }
+}
+
 void asyncio__handle_drop(asyncio_handle *h)
 {
     asyncio_loop *loop = h->loop;

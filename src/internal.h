@@ -141,6 +141,9 @@ static inline void asyncio__queue_splice(asyncio__queue *to, asyncio__queue *fro
 
 /* Allocate a handle with one reference (the queue's) for `loop`. */
 asyncio_handle *asyncio__handle_new(asyncio_loop *loop, asyncio_callback cb, void *arg);
+/* Cancel the handle in *slot (if any), release the reference it holds and
+ * clear the slot: for objects that keep the handle they queued. */
+void asyncio__handle_forget(asyncio_handle **slot);
 /* Drop a handle that will not run (loop closed): unref it, reporting it in
  * debug mode. */
 void asyncio__handle_drop(asyncio_handle *h);

@@ -97,20 +97,11 @@ struct asyncio_server {
 static void on_create_done(asyncio_future *f, void *arg);
 static void on_resolved(asyncio_future *f, void *arg);
 
-static void cancel_handle(asyncio_handle **h)
-{
-    if (*h != NULL) {
-        asyncio_handle_cancel(*h);
-        asyncio_handle_unref(*h);
-        *h = NULL;
-    }
-}
-
 static void close_listeners(asyncio_server *s)
 {
     for (size_t i = 0; i < s->nlisteners; i++) {
         struct listener *l = &s->listeners[i];
-        cancel_handle(&l->retry_h);
+        asyncio__handle_forget(&l->retry_h);
         if (l->lev != NULL)
             evconnlistener_free(l->lev);
         else if (l->fd >= 0)
@@ -156,8 +147,8 @@ void asyncio_server_unref(asyncio_server *s)
     /* No reference left: nobody waits on a callback of ours (drain and
      * done callbacks hold references), so only free what is left. */
     asyncio__loop_remove_closable(&s->closable);
-    cancel_handle(&s->wakeup_h);
-    cancel_handle(&s->setup_h);
+    asyncio__handle_forget(&s->wakeup_h);
+    asyncio__handle_forget(&s->setup_h);
     complete_waiters(s, 0);
     close_listeners(s);
     close_queued(s);
@@ -503,7 +494,7 @@ static void creation_done(asyncio_server *s, int err)
         asyncio_future_unref(s->gai);
         s->gai = NULL;
     }
-    cancel_handle(&s->setup_h);
+    asyncio__handle_forget(&s->setup_h);
     if (err == 0 && !asyncio_future_done(f)) {
         s->serving = 1;
         asyncio_server_ref(s);
@@ -564,10 +555,10 @@ static void on_loop_close(asyncio__closable *closable)
         creation_done(s, -ECANCELED);
     asyncio_server_close(s);
     complete_waiters(s, 1);
-    cancel_handle(&s->wakeup_h);
+    asyncio__handle_forget(&s->wakeup_h);
     if (s->drain_h != NULL) {
         /* Dropped with the ready queue: it will never run. */
-        cancel_handle(&s->drain_h);
+        asyncio__handle_forget(&s->drain_h);
         close_queued(s);
         asyncio_server_unref(s);
     }

@@ -39,15 +39,8 @@ static int valid_signal(int signum)
 }
 
 /* The handler may be removed between the delivery and the callback: the
- * queued handle is cancelled then, as remove_reader does. */
-static void forget_pending(struct signal_entry *e)
-{
-    if (e->pending != NULL) {
-        asyncio_handle_cancel(e->pending);
-        asyncio_handle_unref(e->pending);
-        e->pending = NULL;
-    }
-}
+ * queued handle is then forgotten (cancelled), as remove_reader does. */
+static void forget_pending(struct signal_entry *e) { asyncio__handle_forget(&e->pending); }
 
 static void run_handler(void *arg)
 {

@@ -91,15 +91,6 @@ struct subproc {
 static void on_exit_h(void *arg);
 static void on_lost(void *arg);
 
-static void unschedule(asyncio_handle **slot)
-{
-    if (*slot != NULL) {
-        asyncio_handle_cancel(*slot);
-        asyncio_handle_unref(*slot);
-        *slot = NULL;
-    }
-}
-
 static void release_slot(asyncio_handle **slot)
 {
     asyncio_handle_unref(*slot);
@@ -154,9 +145,9 @@ static void deliver_lost(subproc *s, int error)
         return;
     s->lost = 1;
     s->closing = 1;
-    unschedule(&s->start_h);
-    unschedule(&s->exit_h);
-    unschedule(&s->lost_h);
+    asyncio__handle_forget(&s->start_h);
+    asyncio__handle_forget(&s->exit_h);
+    asyncio__handle_forget(&s->lost_h);
     if (s->registered)
         asyncio__loop_remove_closable(&s->closable);
     s->registered = 0;
@@ -404,7 +395,7 @@ static void fail_created(subproc *s)
 {
     s->failed = 1;
     s->lost = 1;
-    unschedule(&s->start_h);
+    asyncio__handle_forget(&s->start_h);
     asyncio__loop_remove_closable(&s->closable);
     s->registered = 0;
     kill_and_reap(s);
