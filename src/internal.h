@@ -326,6 +326,7 @@ struct asyncio_loop {
     int closed;
     unsigned ran_since_poll; /* callbacks run since libevent was polled */
     long polled_at;          /* coarse clock (ms) at that poll */
+    unsigned clock_check_at; /* ran_since_poll at which the coarse clock is read */
 
     int debug;
     double slow_callback_duration;
