@@ -374,14 +374,19 @@ static void on_gai(int eai, struct evutil_addrinfo *ai, void *arg)
 }
 
 /* A service name /etc/services does not know.  libevent reports it as
- * EAI_NONAME; glibc (and so asyncio) as EAI_SERVICE. */
+ * EAI_NONAME; glibc (and so asyncio) as EAI_SERVICE.  A port number
+ * outside 0..65535 is unknown too: libevent and glibc would quietly wrap
+ * it ("65536" becomes port 0). */
 static int unknown_service(const char *port, const struct addrinfo *hints)
 {
-    if (port == NULL || *port == '\0' || (hints != NULL && (hints->ai_flags & AI_NUMERICSERV)))
+    if (port == NULL || *port == '\0')
         return 0;
     char *end;
-    strtol(port, &end, 10);
+    errno = 0;
+    long n = strtol(port, &end, 10);
     if (*end == '\0')
+        return errno != 0 || n < 0 || n > 65535;
+    if (hints != NULL && (hints->ai_flags & AI_NUMERICSERV))
         return 0;
     const char *proto = NULL;
     if (hints != NULL && (hints->ai_socktype == SOCK_STREAM || hints->ai_protocol == IPPROTO_TCP))

@@ -14,6 +14,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
@@ -228,6 +229,8 @@ int asyncio_loop_sendfile(asyncio_loop *loop, asyncio_transport *t, int fd, off_
         return ASYNCIO_ECLOSED;
     if (t->loop != loop)
         return -EINVAL;
+    if (fcntl(fd, F_GETFD) < 0) /* not open: an argument error, not the future's */
+        return -errno;
     stream *s = asyncio__stream_of(t);
     if (s == NULL || s->read_only)
         return -ENOTSUP;

@@ -230,7 +230,10 @@ static void on_lost(void *arg)
 /* No more protocol calls but connection_lost(err), which is queued. */
 static void queue_lost(stream *s, int err)
 {
-    if (s->lost_queued)
+    /* lost_done without lost_queued: loop close finished it already (a
+     * later abort must not call connection_lost or drop the reference
+     * twice). */
+    if (s->lost_queued || s->lost_done)
         return;
     s->lost_queued = 1;
     s->closing = 1;
@@ -246,7 +249,7 @@ static void queue_lost(stream *s, int err)
 
 void asyncio__stream_force_close(stream *s, int err)
 {
-    if (s->lost_queued)
+    if (s->lost_queued || s->lost_done)
         return;
     if (s->sf != NULL)
         asyncio__sendfile_end(s, err < 0 ? err : -ECONNABORTED);

@@ -435,9 +435,14 @@ int asyncio_loop_subprocess_exec(asyncio_loop *loop, asyncio_protocol_factory fa
     if (loop == NULL || factory == NULL || argv == NULL || argv[0] == NULL)
         return -EINVAL;
     const int want[3] = {opts->stdin_fd, opts->stdout_fd, opts->stderr_fd};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         if (!valid_stdio(want[i], i == 2))
             return -EINVAL;
+        /* A caller's fd that is not open is an argument error (-EBADF),
+         * not an exec failure in the future. */
+        if (want[i] >= 0 && fcntl(want[i], F_GETFD) < 0)
+            return -errno;
+    }
     ASYNCIO__CHECK_OPEN(loop);
 
     /* The pipes: ours[i] is the parent's end, theirs[i] the child's.  Both

@@ -528,9 +528,14 @@ int asyncio_loop_start_tls(asyncio_loop *loop, asyncio_transport *tr, SSL_CTX *c
     if (tr->loop != loop)
         return -EINVAL;
     asyncio__stream *s = asyncio__stream_of(tr);
-    if (s == NULL || s->fd < 0 || s->fd_kind != ASYNCIO__FD_SOCKET || s->layer != NULL)
+    if (s == NULL || s->fd_kind != ASYNCIO__FD_SOCKET || s->layer != NULL)
         return -ENOTSUP;
-    if (!s->started || s->closing || s->lost_queued || s->eof_pending || s->sf != NULL ||
+    /* Closed (its fd already released) is closing, as documented: -EINVAL. */
+    if (s->closing || s->lost_queued)
+        return -EINVAL;
+    if (s->fd < 0) /* a bufferevent transport */
+        return -ENOTSUP;
+    if (!s->started || s->eof_pending || s->sf != NULL ||
         (s->in != NULL && evbuffer_get_length(s->in) > 0))
         return -EINVAL;
     int err;

@@ -108,7 +108,7 @@ ASYNCIO_EXTERN int asyncio_executor_shutdown(asyncio_executor *ex, int wait);
 /* Take / release a reference (any thread).  Releasing the last one shuts
  * the executor down without waiting (if that was not done yet); jobs
  * already submitted still run, and the implementation's memory lives until
- * they have. */
+ * they have.  NULL: a no-op. */
 ASYNCIO_EXTERN void asyncio_executor_ref(asyncio_executor *ex);
 ASYNCIO_EXTERN void asyncio_executor_unref(asyncio_executor *ex);
 
@@ -166,7 +166,8 @@ ASYNCIO_EXTERN int asyncio_executor_new(const asyncio_executor_ops *ops, void *i
 /* Finish `job` by running its function here, in the calling thread (the
  * implementation's worker), then handing the result to the loop.  The job
  * is gone when this returns.  Any thread but the job's loop thread is
- * fine; on the loop's own thread it works too, but blocks the loop. */
+ * fine; on the loop's own thread it works too, but blocks the loop.
+ * NULL: a no-op (so for job_complete). */
 ASYNCIO_EXTERN void asyncio_executor_job_run(asyncio_executor_job *job);
 
 /* Finish `job` with an outcome obtained some other way (the function ran
@@ -180,13 +181,14 @@ ASYNCIO_EXTERN void asyncio_executor_job_complete(asyncio_executor_job *job, int
 
 /* The job's function and argument, for implementations that run it
  * themselves rather than through asyncio_executor_job_run().  Valid until
- * the job is finished. */
+ * the job is finished.  NULL for a NULL job. */
 ASYNCIO_EXTERN asyncio_work_fn asyncio_executor_job_fn(const asyncio_executor_job *job);
 ASYNCIO_EXTERN void *asyncio_executor_job_arg(const asyncio_executor_job *job);
 
 /* One pointer of the implementation's own per job (NULL at submit), e.g.
  * its queue node, so that cancel finds it in O(1).  The library never
- * reads it; the implementation synchronises its own accesses. */
+ * reads it; the implementation synchronises its own accesses.  A NULL
+ * job: get_data gives NULL, set_data does nothing. */
 ASYNCIO_EXTERN void *asyncio_executor_job_get_data(const asyncio_executor_job *job);
 ASYNCIO_EXTERN void asyncio_executor_job_set_data(asyncio_executor_job *job, void *data);
 

@@ -45,7 +45,8 @@ typedef struct asyncio_accepted {
 ASYNCIO_EXTERN int asyncio_loop_sock_accept(asyncio_loop *loop, int fd, asyncio_future **out);
 
 /* Resolve with the loop's evdns base (asyncio_loop_get_evdns_base).  Result:
- * a struct addrinfo * list freed with the future.  Errors: ASYNCIO_EAI_*.
+ * a struct addrinfo * list freed with the future.  Errors: ASYNCIO_EAI_*
+ * (a numeric port outside 0..65535: ASYNCIO_EAI_SERVICE, never wrapped).
  * The future is never completed inside this call. */
 ASYNCIO_EXTERN int asyncio_loop_getaddrinfo(asyncio_loop *loop, const char *host, const char *port,
                                             const struct addrinfo *hints, asyncio_future **out);

@@ -31,8 +31,9 @@ ASYNCIO_EXTERN int asyncio_future_set_exception(asyncio_future *f, int error);
 /* 1 if the future was cancelled now, 0 if it was already done. */
 ASYNCIO_EXTERN int asyncio_future_cancel(asyncio_future *f);
 
-ASYNCIO_EXTERN int asyncio_future_done(asyncio_future *f);      /* 1 or 0 */
-ASYNCIO_EXTERN int asyncio_future_cancelled(asyncio_future *f); /* 1 or 0 */
+/* 1 or 0; -EINVAL for NULL. */
+ASYNCIO_EXTERN int asyncio_future_done(asyncio_future *f);
+ASYNCIO_EXTERN int asyncio_future_cancelled(asyncio_future *f);
 
 /* 0 with *result set (result may be NULL), the future's error, -ECANCELED,
  * or ASYNCIO_EINVALSTATE while pending.  The result stays the future's. */
@@ -52,10 +53,11 @@ ASYNCIO_EXTERN int asyncio_future_add_done_callback(asyncio_future *f, asyncio_d
 ASYNCIO_EXTERN int asyncio_future_remove_done_callback(asyncio_future *f, asyncio_done_callback cb,
                                                        void *arg);
 
-/* The future's loop, borrowed. */
+/* The future's loop, borrowed; NULL for NULL. */
 ASYNCIO_EXTERN asyncio_loop *asyncio_future_get_loop(asyncio_future *f);
 
-/* Take / release a reference (any thread).  Releasing does not cancel. */
+/* Take / release a reference (any thread).  Releasing does not cancel.
+ * NULL: a no-op. */
 ASYNCIO_EXTERN void asyncio_future_ref(asyncio_future *f);
 ASYNCIO_EXTERN void asyncio_future_unref(asyncio_future *f);
 

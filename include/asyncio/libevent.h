@@ -16,7 +16,8 @@ struct event_base;
 struct evdns_base;
 struct bufferevent;
 
-/* The event_base under the loop, borrowed; NULL once the loop is closed. */
+/* The event_base under the loop, borrowed; NULL once the loop is closed
+ * (and for NULL). */
 ASYNCIO_EXTERN struct event_base *asyncio_loop_get_event_base(asyncio_loop *loop);
 
 /* A loop over an existing base.  The base stays the caller's: closing the
@@ -27,7 +28,7 @@ ASYNCIO_EXTERN int asyncio_loop_new_from_event_base(struct event_base *base, asy
 /* The loop's resolver, made on first use with the system's nameservers.
  * Every name lookup of the loop goes through it, so nameservers, search
  * domains and options set on it apply to getaddrinfo, create_connection
- * and create_server alike.  NULL once the loop is closed. */
+ * and create_server alike.  NULL once the loop is closed (and for NULL). */
 ASYNCIO_EXTERN struct evdns_base *asyncio_loop_get_evdns_base(asyncio_loop *loop);
 
 /* Wrap a connected bufferevent of the loop's base (a socket, a filter or an

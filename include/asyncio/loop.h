@@ -66,10 +66,10 @@ ASYNCIO_EXTERN int asyncio_loop_run_until_complete(asyncio_loop *loop, asyncio_f
  * batch run, those scheduled after wait for the next run. */
 ASYNCIO_EXTERN int asyncio_loop_stop(asyncio_loop *loop);
 
-/* 1 while the loop runs, else 0. */
+/* 1 while the loop runs, else 0; -EINVAL for NULL. */
 ASYNCIO_EXTERN int asyncio_loop_is_running(asyncio_loop *loop);
 
-/* 1 once the loop was closed, else 0. */
+/* 1 once the loop was closed, else 0; -EINVAL for NULL. */
 ASYNCIO_EXTERN int asyncio_loop_is_closed(asyncio_loop *loop);
 
 /* Close the loop: drop every pending callback and timer, restore signal
@@ -78,13 +78,14 @@ ASYNCIO_EXTERN int asyncio_loop_is_closed(asyncio_loop *loop);
  * while running.  The memory lives on until the last reference goes. */
 ASYNCIO_EXTERN int asyncio_loop_close(asyncio_loop *loop);
 
-/* The loop's clock: CLOCK_MONOTONIC, in seconds. */
+/* The loop's clock: CLOCK_MONOTONIC, in seconds (NaN for NULL). */
 ASYNCIO_EXTERN double asyncio_loop_time(asyncio_loop *loop);
 
 /* Take / release a reference.  Releasing the last one closes the loop if
  * it is still open.  Both are safe from any thread.  Futures, transports
  * and servers hold references to their loop, so a loop with open
- * transports lives until asyncio_loop_close(): close your loops. */
+ * transports lives until asyncio_loop_close(): close your loops.  NULL:
+ * a no-op. */
 ASYNCIO_EXTERN void asyncio_loop_ref(asyncio_loop *loop);
 ASYNCIO_EXTERN void asyncio_loop_unref(asyncio_loop *loop);
 
@@ -112,13 +113,16 @@ ASYNCIO_EXTERN int asyncio_loop_call_at(asyncio_loop *loop, double when, asyncio
 /* Cancel the call.  Idempotent; a no-op once the callback ran. */
 ASYNCIO_EXTERN int asyncio_handle_cancel(asyncio_handle *handle);
 
-/* 1 if asyncio_handle_cancel() was called before the callback ran. */
+/* 1 if asyncio_handle_cancel() was called before the callback ran;
+ * -EINVAL for NULL. */
 ASYNCIO_EXTERN int asyncio_handle_cancelled(asyncio_handle *handle);
 
-/* A timer's deadline on the loop's clock; -1.0 for a call_soon handle. */
+/* A timer's deadline on the loop's clock; -1.0 for a call_soon handle
+ * and for NULL. */
 ASYNCIO_EXTERN double asyncio_handle_when(asyncio_handle *handle);
 
-/* Take / release a reference (any thread).  Releasing does not cancel. */
+/* Take / release a reference (any thread).  Releasing does not cancel.
+ * NULL: a no-op. */
 ASYNCIO_EXTERN void asyncio_handle_ref(asyncio_handle *handle);
 ASYNCIO_EXTERN void asyncio_handle_unref(asyncio_handle *handle);
 
@@ -144,11 +148,12 @@ typedef void (*asyncio_exception_handler)(asyncio_loop *loop, const asyncio_erro
 ASYNCIO_EXTERN int asyncio_loop_set_exception_handler(asyncio_loop *loop,
                                                       asyncio_exception_handler h, void *arg);
 
-/* Pass `ctx` to the loop's handler. */
+/* Pass `ctx` to the loop's handler.  A NULL loop or ctx: a no-op. */
 ASYNCIO_EXTERN void asyncio_loop_call_exception_handler(asyncio_loop *loop,
                                                         const asyncio_error_context *ctx);
 
-/* The default handler: writes one line to stderr. */
+/* The default handler: writes one line to stderr (nothing for a NULL
+ * ctx). */
 ASYNCIO_EXTERN void asyncio_loop_default_exception_handler(asyncio_loop *loop,
                                                            const asyncio_error_context *ctx);
 
@@ -156,7 +161,7 @@ ASYNCIO_EXTERN void asyncio_loop_default_exception_handler(asyncio_loop *loop,
  * dropped without having run and futures released while pending are
  * reported through the exception handler. */
 ASYNCIO_EXTERN int asyncio_loop_set_debug(asyncio_loop *loop, int enabled);
-ASYNCIO_EXTERN int asyncio_loop_get_debug(asyncio_loop *loop); /* 1 or 0 */
+ASYNCIO_EXTERN int asyncio_loop_get_debug(asyncio_loop *loop); /* 1 or 0; NULL: -EINVAL */
 
 /* The threshold for a slow callback in debug mode; 0.1 s by default.
  * -EINVAL for a negative or non-finite value. */

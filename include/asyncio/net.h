@@ -108,8 +108,10 @@ ASYNCIO_EXTERN int asyncio_server_close(asyncio_server *s);
 /* A future done once the server is closed and its connections are gone. */
 ASYNCIO_EXTERN int asyncio_server_wait_closed(asyncio_server *s, asyncio_future **out);
 /* Copies up to `capacity` listening fds (borrowed) and returns how many
- * the server has. */
+ * the server has (0 once closed).  -EINVAL for a NULL server, or NULL fds
+ * with a capacity. */
 ASYNCIO_EXTERN int asyncio_server_get_sockets(asyncio_server *s, int *fds, size_t capacity);
+/* NULL: a no-op. */
 ASYNCIO_EXTERN void asyncio_server_ref(asyncio_server *s);
 ASYNCIO_EXTERN void asyncio_server_unref(asyncio_server *s);
 
@@ -137,7 +139,8 @@ ASYNCIO_EXTERN int asyncio_loop_create_datagram_endpoint(
 
 /* Send `count` bytes of `fd` from `offset` (count 0: to EOF) over a stream
  * transport, with sendfile(2) where possible.  Result: bytes sent
- * (intptr_t). */
+ * (intptr_t).  -EINVAL for a NULL argument, a negative fd or offset;
+ * -EBADF for an fd that is not open; -EPIPE once `t` is closing. */
 ASYNCIO_EXTERN int asyncio_loop_sendfile(asyncio_loop *loop, asyncio_transport *t, int fd,
                                          off_t offset, size_t count, asyncio_future **out);
 

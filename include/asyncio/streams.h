@@ -76,7 +76,8 @@ ASYNCIO_EXTERN ssize_t asyncio_stream_readline(asyncio_stream_reader *r, void *b
  * consumed, asyncio_stream_read returns them. */
 ASYNCIO_EXTERN int asyncio_stream_readexactly(asyncio_stream_reader *r, void *buf, size_t n);
 
-/* 1 when the peer's EOF came and every byte before it was read. */
+/* 1 when the peer's EOF came and every byte before it was read, else 0;
+ * -EINVAL for NULL. */
 ASYNCIO_EXTERN int asyncio_stream_at_eof(asyncio_stream_reader *r);
 
 /* Queue `len` bytes (copied) for sending; never waits.  The transport's
@@ -98,7 +99,8 @@ ASYNCIO_EXTERN int asyncio_stream_drain(asyncio_stream_writer *w);
  * return, errors included; outside a task the call does not wait. */
 ASYNCIO_EXTERN int asyncio_stream_close(asyncio_stream_writer *w);
 
-/* The connection's transport (borrowed, valid until asyncio_stream_close):
+/* The connection's transport (borrowed, valid until asyncio_stream_close;
+ * NULL for NULL):
  * for get_extra_info ("peername", "socket", ...) and write buffer limits. */
 ASYNCIO_EXTERN asyncio_transport *asyncio_stream_writer_get_transport(asyncio_stream_writer *w);
 

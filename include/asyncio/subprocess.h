@@ -83,7 +83,8 @@ typedef struct asyncio_subprocess_options {
  * holds a reference; take your own to keep it).  The factory is called
  * once the child runs, inside this call; NULL from it kills the child and
  * the call fails with -ECONNABORTED.  -EINVAL: a NULL argument, an empty
- * argv, ASYNCIO_STDOUT for stdin or stdout, an unknown constant. */
+ * argv, ASYNCIO_STDOUT for stdin or stdout, an unknown constant; -EBADF:
+ * a caller's fd in `opts` that is not open. */
 ASYNCIO_EXTERN int asyncio_loop_subprocess_exec(asyncio_loop *loop,
                                                 asyncio_protocol_factory factory, void *arg,
                                                 const char *const argv[],

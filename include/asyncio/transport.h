@@ -57,7 +57,8 @@ struct asyncio_protocol {
 typedef asyncio_protocol *(*asyncio_protocol_factory)(void *arg);
 
 /* Every transport call returns -ENOTSUP on a kind of transport that lacks
- * it, -EINVAL for a NULL transport. */
+ * it, -EINVAL for a NULL transport; those that return no code give 0 or
+ * NULL for it, and _ref / _unref do nothing. */
 
 /* Queue `len` bytes (copied) for sending; tries the socket at once when
  * nothing is queued.  -EPIPE after write_eof or close. */
