@@ -33,6 +33,60 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+/* ---- A socket BIO that never raises SIGPIPE ------------------------------------ */
+
+/* OpenSSL's socket BIO writes with write(), which raises SIGPIPE on a
+ * connection the peer reset (every later write, or the first one once the
+ * peer's FIN came first); a library must not kill its process for that,
+ * nor change its signal dispositions.  So TLS sockets get a copy of the
+ * socket method whose writes are send(MSG_NOSIGNAL); the rest (read,
+ * ctrl, create, destroy) is OpenSSL's own.  Made once, never freed. */
+static BIO_METHOD *nosigpipe_method;
+static pthread_once_t nosigpipe_once = PTHREAD_ONCE_INIT;
+
+static int nosigpipe_write(BIO *b, const char *in, int inl)
+{
+    int fd = (int)BIO_get_fd(b, NULL);
+    errno = 0;
+    ssize_t n = send(fd, in, (size_t)(inl > 0 ? inl : 0), MSG_NOSIGNAL);
+    BIO_clear_retry_flags(b);
+    if (n <= 0 && BIO_sock_should_retry((int)n))
+        BIO_set_retry_write(b);
+    return (int)n;
+}
+
+static int nosigpipe_puts(BIO *b, const char *str)
+{
+    return nosigpipe_write(b, str, (int)strlen(str));
+}
+
+static void make_nosigpipe(void)
+{
+    const BIO_METHOD *sock = BIO_s_socket();
+    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOCKET, "socket, MSG_NOSIGNAL");
+    if (m == NULL)
+        return;
+    if (!BIO_meth_set_write(m, nosigpipe_write) || !BIO_meth_set_puts(m, nosigpipe_puts) ||
+        !BIO_meth_set_read(m, BIO_meth_get_read(sock)) ||
+        !BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock)) ||
+        !BIO_meth_set_create(m, BIO_meth_get_create(sock)) ||
+        !BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock))) {
+        BIO_meth_free(m);
+        return;
+    }
+    nosigpipe_method = m;
+}
+
+BIO *asyncio__tls_socket_bio(int fd)
+{
+    pthread_once(&nosigpipe_once, make_nosigpipe);
+    BIO *b = nosigpipe_method != NULL ? BIO_new(nosigpipe_method) : NULL;
+    if (b != NULL)
+        BIO_set_fd(b, fd, BIO_NOCLOSE);
+    return b;
+}
 
 /* ---- The default context --------------------------------------------------- */
 

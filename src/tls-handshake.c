@@ -307,6 +307,14 @@ static int hs_begin(struct asyncio__tls_handshake *hs)
     int fd = hs->fd;
     hs->ssl = NULL;
     hs->fd = -1;
+    /* Our socket BIO, which libevent adopts (it finds the fd in it). */
+    BIO *bio = asyncio__tls_socket_bio(fd);
+    if (bio == NULL) {
+        SSL_free(ssl);
+        close(fd);
+        return -ENOMEM;
+    }
+    SSL_set_bio(ssl, bio, bio);
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         hs->loop->base, fd, ssl,
         hs->role == ROLE_SERVER || SSL_is_server(ssl) ? BUFFEREVENT_SSL_ACCEPTING

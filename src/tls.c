@@ -74,9 +74,16 @@ static void tls_eventcb(struct bufferevent *bev, short what, void *arg)
             asyncio__tls_handshake_event(t->hs, err);
         return;
     }
-    if (t->eof || t->err < 0)
+    /* After the peer's close_notify we still write (layer_eof_error): a
+     * failure of that writing (which libevent may call an EOF) ends the
+     * transport with the socket's error. */
+    if (t->err < 0 || (t->eof && (t->eof_err < 0 || !(what & BEV_EVENT_WRITING))))
         return;
-    if (what & BEV_EVENT_EOF) {
+    if (t->eof) {
+        int dirty;
+        int e = asyncio__tls_map_error(bev, sys_errno, 0, t->detail, &dirty);
+        t->err = sys_errno > 0 ? -sys_errno : e < 0 ? e : -EPIPE;
+    } else if (what & BEV_EVENT_EOF) {
         t->eof = 1; /* the peer's close_notify */
     } else {
         int dirty;
@@ -210,7 +217,18 @@ static int layer_close_flushed(asyncio__stream *s)
     return 1;
 }
 
-static int layer_eof_error(asyncio__stream *s) { return tls_of(s)->eof_err; }
+static int layer_eof_error(asyncio__stream *s)
+{
+    struct asyncio__tls *t = tls_of(s);
+    /* libevent 2.1 stops writing as well when it reads the peer's
+     * close_notify (conn_closed), which would strand what is queued: a
+     * close would wait for it forever, and so would a protocol that keeps
+     * the transport open.  OpenSSL still writes after a received
+     * close_notify, so writing is armed again. */
+    if (t->eof_err == 0 && t->err == 0 && s->bev != NULL)
+        bufferevent_enable(s->bev, EV_WRITE);
+    return t->eof_err;
+}
 
 static void layer_release(asyncio__stream *s)
 {

@@ -59,6 +59,10 @@ void asyncio__tls_handshake_event(struct asyncio__tls_handshake *hs, int err);
  * name: then -EINVAL in *err). */
 SSL *asyncio__tls_new_ssl(SSL_CTX *ctx, int server_side, const char *hostname, int *err);
 
+/* A socket BIO over `fd` (not closing it) that writes with
+ * send(MSG_NOSIGNAL); NULL without memory. */
+BIO *asyncio__tls_socket_bio(int fd);
+
 /* What an OpenSSL bufferevent's BEV_EVENT_ERROR means: drains its error
  * queue.  `sys_errno` is errno as the event was reported; `handshake`
  * is 1 while the handshake runs (a failed certificate check is ECERT
