@@ -216,8 +216,10 @@ static void on_future_done(asyncio_future *f, void *arg)
     loop_side_maybe_release(job);
 }
 
-/* The loop is closing (loop thread, `closed` already set, the queues
- * already dropped): let go of the default executor and of every job. */
+/* The loop is closing (loop thread, `closed` already set and the inbox
+ * detached, so no completion can arrive any more; the detached handles
+ * are dropped after the closables ran): let go of the default executor
+ * and of every job. */
 static void executor_area_close(asyncio__closable *c)
 {
     asyncio_loop *loop = asyncio__container_of(c, asyncio_loop, executor_closable);
