@@ -112,7 +112,7 @@ void asyncio__stack_free(asyncio__stack *s)
 
 /* Who is switching: read by the context switched to, which records the
  * switcher's stack bounds (AddressSanitizer tells them only then). */
-static __thread asyncio__coro *switching_from __attribute__((tls_model("initial-exec")));
+static ASYNCIO__THREAD_LOCAL asyncio__coro *switching_from;
 
 static inline void before_switch(asyncio__coro *from, asyncio__coro *to, int exiting)
 {

@@ -24,7 +24,7 @@ struct handle_cache {
     int registered; /* its thread-exit destructor is set up */
 };
 
-static __thread struct handle_cache cache;
+static ASYNCIO__THREAD_LOCAL struct handle_cache cache;
 static pthread_key_t cache_key;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 

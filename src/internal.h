@@ -25,6 +25,12 @@
 struct event;
 struct event_base;
 
+/* Thread-local state of the library.  initial-exec: the general TLS model
+ * costs a __tls_get_addr call per access in a shared library, and these
+ * are read on every callback; the variables are a few pointers, well
+ * within the static TLS glibc keeps for libraries loaded by dlopen. */
+#define ASYNCIO__THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+
 /* ---- Reference counts (any thread) -------------------------------------- */
 
 typedef struct {

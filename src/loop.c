@@ -62,7 +62,7 @@ static int poll_due(asyncio_loop *loop)
     return coarse_ticks() != loop->polled_at;
 }
 
-static __thread asyncio_loop *running_loop;
+static ASYNCIO__THREAD_LOCAL asyncio_loop *running_loop;
 
 asyncio_loop *asyncio__running_loop(void) { return running_loop; }
 

@@ -8,7 +8,7 @@
 
 static pthread_key_t current_key;
 static pthread_once_t current_once = PTHREAD_ONCE_INIT;
-static __thread int set_called; /* set_event_loop was called in this thread */
+static ASYNCIO__THREAD_LOCAL int set_called; /* set_event_loop was called in this thread */
 
 static void release_current(void *loop) { asyncio_loop_unref(loop); }
 

@@ -76,10 +76,8 @@ struct asyncio__task {
     void *result;
 };
 
-/* The task running in this thread, or NULL.  initial-exec: read on every
- * await, and the general TLS model costs a __tls_get_addr call each time
- * in a shared library. */
-static __thread struct asyncio__task *current __attribute__((tls_model("initial-exec")));
+/* The task running in this thread, or NULL. */
+static ASYNCIO__THREAD_LOCAL struct asyncio__task *current;
 
 /* ---- Per-loop state ------------------------------------------------------------- */
 

@@ -50,7 +50,7 @@ struct pool {
 
 /* The pool whose worker this thread is: shutdown(wait=1) from inside one
  * of its own jobs would wait for itself. */
-static __thread struct pool *current_pool;
+static ASYNCIO__THREAD_LOCAL struct pool *current_pool;
 
 static void pool_unref(struct pool *p)
 {
