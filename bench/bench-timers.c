@@ -13,6 +13,11 @@
  *
  * Implementations (--impl):
  *   asyncio           call_later + handle_cancel + handle_unref
+ *   asyncio-at        the same with call_at on a deadline computed from one
+ *                     loop.time() per batch: the heap and handle costs
+ *                     without the CLOCK_MONOTONIC read of every call_later
+ *                     (default libevent reads the coarse clock per
+ *                     evtimer_add, libevent-precise the precise one)
  *   libevent          evtimer_add / event_del on preallocated events, the
  *                     cost of libevent's own min-heap; event_base_new()
  *   libevent-precise  the same with the library's base flags
@@ -84,7 +89,7 @@ static void a_spin(void)
         BENCH_DIE("asyncio: one iteration failed");
 }
 
-static double run_asyncio(const struct params *p)
+static double run_asyncio(const struct params *p, int at)
 {
     uint64_t rng = p->seed;
     int rc = asyncio_new_event_loop(&a_loop);
@@ -94,9 +99,12 @@ static double run_asyncio(const struct params *p)
     if (p->fire) {
         g_target = p->pending;
         double t0 = bench_cpu_now();
+        double base = asyncio_loop_time(a_loop);
         for (long i = 0; i < p->pending; i++)
-            if (asyncio_loop_call_later(a_loop, next_delay(p, &rng), a_fired, NULL, NULL) != 0)
-                BENCH_DIE("asyncio_loop_call_later failed");
+            if ((at ? asyncio_loop_call_at(a_loop, base + next_delay(p, &rng), a_fired, NULL, NULL)
+                    : asyncio_loop_call_later(a_loop, next_delay(p, &rng), a_fired, NULL, NULL)) !=
+                0)
+                BENCH_DIE("asyncio_loop_call_later/at failed");
         if (asyncio_loop_run_forever(a_loop) != 0)
             BENCH_DIE("asyncio_loop_run_forever failed");
         t = bench_cpu_now() - t0;
@@ -106,14 +114,19 @@ static double run_asyncio(const struct params *p)
                 BENCH_DIE("asyncio_loop_call_later failed");
         a_spin();
         double t0 = bench_now();
+        double base = asyncio_loop_time(a_loop);
         for (long i = 0; i < p->n; i++) {
             asyncio_handle *h;
-            if (asyncio_loop_call_later(a_loop, next_delay(p, &rng), a_nop, NULL, &h) != 0)
-                BENCH_DIE("asyncio_loop_call_later failed");
+            int err = at ? asyncio_loop_call_at(a_loop, base + next_delay(p, &rng), a_nop, NULL, &h)
+                         : asyncio_loop_call_later(a_loop, next_delay(p, &rng), a_nop, NULL, &h);
+            if (err != 0)
+                BENCH_DIE("asyncio_loop_call_later/at failed");
             asyncio_handle_cancel(h);
             asyncio_handle_unref(h);
-            if ((i + 1) % p->batch == 0)
+            if ((i + 1) % p->batch == 0) {
                 a_spin();
+                base = asyncio_loop_time(a_loop);
+            }
         }
         t = bench_now() - t0;
     }
@@ -439,7 +452,7 @@ static double run_epoll(const struct params *p)
 /* ---- main ---------------------------------------------------------------------- */
 
 static const char *const impls[] = {
-    "asyncio", "libevent", "libevent-precise", "libevent-new",
+    "asyncio", "asyncio-at", "libevent", "libevent-precise", "libevent-new",
 #ifdef BENCH_HAVE_LIBUV
     "libuv",
 #endif
@@ -474,7 +487,9 @@ int main(int argc, char **argv)
 
     double t;
     if (strcmp(o.impl, "asyncio") == 0)
-        t = run_asyncio(&p);
+        t = run_asyncio(&p, 0);
+    else if (strcmp(o.impl, "asyncio-at") == 0)
+        t = run_asyncio(&p, 1);
     else if (strcmp(o.impl, "libevent") == 0)
         t = run_libevent(&p, 0, 0);
     else if (strcmp(o.impl, "libevent-precise") == 0)
