@@ -19,13 +19,6 @@
 
 /* ---- Helpers ---------------------------------------------------------------------- */
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* Wait (sleeping) until *v >= want or `timeout` passed; 1 if reached. */
 static int wait_atomic(atomic_int *v, int want, double timeout)
 {
@@ -33,47 +26,7 @@ static int wait_atomic(atomic_int *v, int want, double timeout)
     while (atomic_load(v) < want) {
         if (tu_now() > end)
             return 0;
-        sleep_s(0.0005);
-    }
-    return 1;
-}
-
-/* The number of threads of this process. */
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static void *nothing_main(void *arg) { return arg; }
-
-/* The thread count to compare against later.  A thread is started and
- * joined first: ThreadSanitizer starts a background thread of its own at
- * the first pthread_create, which would otherwise be counted as ours. */
-static int thread_baseline(void)
-{
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, nothing_main, NULL), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-    return count_threads();
-}
-
-/* Wait until the process has `want` threads (detached workers exit a
- * moment after shutdown says they are done); 1 if it happened. */
-static int wait_threads(int want, double timeout)
-{
-    double end = tu_now() + timeout;
-    while (count_threads() != want) {
-        if (tu_now() > end)
-            return 0;
-        sleep_s(0.001);
+        tu_sleep(0.0005);
     }
     return 1;
 }
@@ -318,7 +271,7 @@ static int many_fn(void *arg, void **result)
     while (now > seen && !atomic_compare_exchange_weak(&many_max, &seen, now)) {
     }
     atomic_fetch_add(&many_runs[(intptr_t)arg], 1);
-    sleep_s(0.0001); /* long enough for the workers to overlap */
+    tu_sleep(0.0001); /* long enough for the workers to overlap */
     atomic_fetch_sub(&many_current, 1);
     *result = arg;
     return 0;
@@ -337,14 +290,14 @@ START_TEST(thousand_jobs_on_four_workers_run_once_each_at_most_four_at_once)
     asyncio_loop *loop = tu_new_loop();
     tu_guard(loop, 20.0);
     asyncio_executor *ex = new_pool(MANY_WORKERS);
-    int threads_before = thread_baseline();
+    int threads_before = tu_thread_baseline();
     for (intptr_t i = 0; i < N_MANY; i++) {
         asyncio_future *f = NULL;
         ck_assert_int_eq(asyncio_loop_run_in_executor(loop, ex, many_fn, (void *)i, &f), 0);
         ck_assert_int_eq(asyncio_future_add_done_callback(f, many_done_cb, (void *)i), 0);
         asyncio_future_unref(f);
     }
-    ck_assert_int_le(count_threads() - threads_before, MANY_WORKERS);
+    ck_assert_int_le(tu_count_threads() - threads_before, MANY_WORKERS);
     run_until_atomic(loop, &many_done, N_MANY);
     ck_assert_int_eq(atomic_load(&many_done), N_MANY);
     ck_assert_int_eq(atomic_load(&many_bad_result), 0);
@@ -375,19 +328,19 @@ static int record_thread_fn(void *arg, void **result)
 START_TEST(workers_start_lazily_and_are_reused)
 {
     asyncio_loop *loop = tu_new_guarded_loop();
-    int before = thread_baseline();
+    int before = tu_thread_baseline();
     asyncio_executor *ex = new_pool(8);
-    ck_assert_int_eq(count_threads(), before); /* nothing started yet */
+    ck_assert_int_eq(tu_count_threads(), before); /* nothing started yet */
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(run_job(loop, ex, record_thread_fn, NULL, NULL), 0);
-        sleep_s(0.02); /* the worker goes back to waiting */
+        tu_sleep(0.02); /* the worker goes back to waiting */
     }
     ck_assert_int_eq(atomic_load(&lazy_n), 5);
     for (int i = 1; i < 5; i++)
         ck_assert(pthread_equal(lazy_threads[i], lazy_threads[0]));
-    ck_assert_int_eq(count_threads(), before + 1);
+    ck_assert_int_eq(tu_count_threads(), before + 1);
     ck_assert_int_eq(asyncio_executor_shutdown(ex, 1), 0);
-    ck_assert(wait_threads(before, 2.0));
+    ck_assert(tu_wait_threads(before, 2.0));
     asyncio_executor_unref(ex);
     tu_free_loop(loop);
 }
@@ -484,7 +437,7 @@ static int slow_fn(void *arg, void **result)
 {
     (void)arg;
     (void)result;
-    sleep_s(0.2);
+    tu_sleep(0.2);
     atomic_fetch_add(&slow_done, 1);
     return 0;
 }
@@ -594,18 +547,18 @@ static int record_default_fn(void *arg, void **result)
 START_TEST(default_executor_is_created_lazily_and_reused)
 {
     asyncio_loop *loop = tu_new_guarded_loop();
-    int before = thread_baseline();
+    int before = tu_thread_baseline();
     ck_assert_int_eq(run_job(loop, NULL, record_default_fn, NULL, NULL), 0);
-    ck_assert_int_eq(count_threads(), before + 1);
-    sleep_s(0.02);
+    ck_assert_int_eq(tu_count_threads(), before + 1);
+    tu_sleep(0.02);
     ck_assert_int_eq(run_job(loop, NULL, record_default_fn, NULL, NULL), 0);
-    ck_assert_int_eq(count_threads(), before + 1); /* the same pool, the same worker */
+    ck_assert_int_eq(tu_count_threads(), before + 1); /* the same pool, the same worker */
     ck_assert(pthread_equal(default_threads[0], default_threads[1]));
     asyncio_future *f = NULL;
     ck_assert_int_eq(asyncio_loop_shutdown_default_executor(loop, &f), 0);
     ck_assert_int_eq(asyncio_loop_run_until_complete(loop, f), 0);
     asyncio_future_unref(f);
-    ck_assert(wait_threads(before, 2.0));
+    ck_assert(tu_wait_threads(before, 2.0));
     tu_free_loop(loop);
 }
 END_TEST
@@ -744,7 +697,7 @@ END_TEST
 
 static int slow_malloc_fn(void *arg, void **result)
 {
-    sleep_s(0.00002); /* spreads the completions over the rounds' close times */
+    tu_sleep(0.00002); /* spreads the completions over the rounds' close times */
     return malloc_fn(arg, result);
 }
 
@@ -827,7 +780,7 @@ static void timer_while_shutting_down(void *arg)
 START_TEST(shutdown_default_executor_completes_a_future_without_blocking_the_loop)
 {
     asyncio_loop *loop = tu_new_guarded_loop();
-    int before = thread_baseline();
+    int before = tu_thread_baseline();
     asyncio_future *f = NULL;
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, NULL, slow_fn, NULL, &f), 0);
     double t0 = tu_now();
@@ -842,7 +795,7 @@ START_TEST(shutdown_default_executor_completes_a_future_without_blocking_the_loo
     asyncio_future *g = NULL;
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, NULL, second_fn, NULL, &g), -ESHUTDOWN);
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, NULL, second_fn, NULL, NULL), -ESHUTDOWN);
-    ck_assert(wait_threads(before, 2.0)); /* the pool's and the helper thread are gone */
+    ck_assert(tu_wait_threads(before, 2.0)); /* the pool's and the helper thread are gone */
     asyncio_future_unref(shutdown_future);
     asyncio_future_unref(f);
     tu_free_loop(loop);
@@ -919,7 +872,7 @@ END_TEST
 START_TEST(closing_the_loop_with_the_lazy_default_pool_busy_leaks_nothing)
 {
     asyncio_loop *loop = tu_new_guarded_loop();
-    int before = thread_baseline();
+    int before = tu_thread_baseline();
     gate_init(&g_gate);
     ck_assert_int_eq(asyncio_loop_run_in_executor_full(loop, NULL, blocker_fn, NULL,
                                                        count_arg_destroy, count_result_destroy,
@@ -939,7 +892,7 @@ START_TEST(closing_the_loop_with_the_lazy_default_pool_busy_leaks_nothing)
     /* The pool lives on without the loop until its workers are done. */
     ck_assert(wait_atomic(&result_destroyed, 2, 5.0));
     ck_assert(wait_atomic(&arg_destroyed, 2, 5.0));
-    ck_assert(wait_threads(before, 2.0));
+    ck_assert(tu_wait_threads(before, 2.0));
     gate_destroy(&g_gate);
 }
 END_TEST
@@ -1089,7 +1042,7 @@ END_TEST
 
 START_TEST(bad_arguments_are_rejected)
 {
-    int threads = thread_baseline();
+    int threads = tu_thread_baseline();
     asyncio_loop *loop = tu_new_loop();
     asyncio_executor *ex = NULL;
     ck_assert_int_eq(asyncio_thread_pool_executor_new(-1, &ex), -EINVAL);
@@ -1118,7 +1071,7 @@ START_TEST(bad_arguments_are_rejected)
     ck_assert_int_eq(asyncio_loop_set_default_executor(NULL, NULL), -EINVAL);
     ck_assert_int_eq(asyncio_loop_shutdown_default_executor(NULL, &f), -EINVAL);
     ck_assert_ptr_null(f);
-    ck_assert_int_eq(count_threads(), threads); /* none of that started a thread */
+    ck_assert_int_eq(tu_count_threads(), threads); /* none of that started a thread */
 
     ck_assert_int_eq(asyncio_loop_close(loop), 0);
     ck_assert_int_eq(asyncio_loop_run_in_executor(loop, NULL, second_fn, NULL, &f),
@@ -1140,7 +1093,7 @@ END_TEST
 START_TEST(no_file_descriptor_or_thread_is_left_behind)
 {
     int fds = tu_count_fds();
-    int threads = thread_baseline();
+    int threads = tu_thread_baseline();
     for (int round = 0; round < 3; round++) {
         asyncio_loop *loop = tu_new_guarded_loop();
         asyncio_executor *ex = new_pool(4);
@@ -1156,7 +1109,7 @@ START_TEST(no_file_descriptor_or_thread_is_left_behind)
         asyncio_executor_unref(ex);
         tu_free_loop(loop);
     }
-    ck_assert(wait_threads(threads, 2.0));
+    ck_assert(tu_wait_threads(threads, 2.0));
     ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST

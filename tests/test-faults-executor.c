@@ -25,57 +25,13 @@
 
 /* ---- Helpers -------------------------------------------------------------------- */
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int count_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
-static void *nothing_main(void *arg) { return arg; }
-
-/* ThreadSanitizer starts a thread of its own at the first pthread_create:
- * start and join one first so that it is not counted as ours. */
-static int thread_baseline(void)
-{
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, nothing_main, NULL), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-    return count_threads();
-}
-
-/* Detached threads leave a moment after they said they are done. */
-static int wait_threads(int want, double timeout)
-{
-    double end = tu_now() + timeout;
-    while (count_threads() != want) {
-        if (tu_now() > end)
-            return 0;
-        sleep_s(0.001);
-    }
-    return 1;
-}
-
 static int wait_atomic(atomic_int *v, int want, double timeout)
 {
     double end = tu_now() + timeout;
     while (atomic_load(v) < want) {
         if (tu_now() > end)
             return 0;
-        sleep_s(0.0005);
+        tu_sleep(0.0005);
     }
     return 1;
 }
@@ -101,7 +57,7 @@ static int slow_fn(void *arg, void **result)
     int i = (int)(intptr_t)arg;
     atomic_fetch_add(&jobs_started, 1);
     atomic_fetch_or(&jobs_ran_mask, 1u << i);
-    sleep_s(SLOW_JOB);
+    tu_sleep(SLOW_JOB);
     *result = malloc(32);
     atomic_fetch_add(&jobs_finished, 1);
     return 0;
@@ -165,7 +121,7 @@ static void assert_futures_left_pending(asyncio_future **fs, int n)
 START_TEST(closing_the_loop_with_default_executor_jobs_running_drops_their_completions)
 {
     int fds = tu_count_fds();
-    int threads = thread_baseline();
+    int threads = tu_thread_baseline();
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_future *fs[N_DEFAULT];
     for (int i = 0; i < N_DEFAULT; i++)
@@ -177,7 +133,7 @@ START_TEST(closing_the_loop_with_default_executor_jobs_running_drops_their_compl
     ck_assert(wait_atomic(&results_destroyed, N_DEFAULT, 5.0));
     ck_assert_int_eq(atomic_load(&jobs_started), N_DEFAULT);
     ck_assert_int_eq(atomic_load(&args_destroyed), N_DEFAULT);
-    ck_assert(wait_threads(threads, 5.0));
+    ck_assert(tu_wait_threads(threads, 5.0));
     ck_assert_int_eq(atomic_load(&done_calls), 0);
     assert_futures_left_pending(fs, N_DEFAULT); /* the last loop references go */
     ck_assert_int_eq(tu_count_fds(), fds);
@@ -189,7 +145,7 @@ END_TEST
 START_TEST(closing_the_loop_with_user_pool_jobs_running_lets_shutdown_join_them)
 {
     int fds = tu_count_fds();
-    int threads = thread_baseline();
+    int threads = tu_thread_baseline();
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_executor *ex = NULL;
     ck_assert_int_eq(asyncio_thread_pool_executor_new(2, &ex), 0);
@@ -218,7 +174,7 @@ START_TEST(closing_the_loop_with_user_pool_jobs_running_lets_shutdown_join_them)
     asyncio_future_unref(fs[N_POOL - 1]);
     assert_futures_left_pending(fs, N_POOL - 1);
     asyncio_executor_unref(ex);
-    ck_assert(wait_threads(threads, 5.0));
+    ck_assert(tu_wait_threads(threads, 5.0));
     ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST
@@ -294,7 +250,7 @@ static const asyncio_executor_ops tpj_ops = {
 START_TEST(closing_the_loop_with_user_executor_jobs_running_lets_shutdown_join_them)
 {
     int fds = tu_count_fds();
-    int threads = thread_baseline();
+    int threads = tu_thread_baseline();
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_executor *ex = NULL;
     ck_assert_int_eq(asyncio_executor_new(&tpj_ops, NULL, &ex), 0);
@@ -314,7 +270,7 @@ START_TEST(closing_the_loop_with_user_executor_jobs_running_lets_shutdown_join_t
     ck_assert_int_eq(atomic_load(&tpj.destroyed), 0);
     asyncio_executor_unref(ex); /* the loop let go of its reference at close */
     ck_assert_int_eq(atomic_load(&tpj.destroyed), 1);
-    ck_assert(wait_threads(threads, 5.0));
+    ck_assert(tu_wait_threads(threads, 5.0));
     ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST
@@ -335,7 +291,7 @@ static void cancel_future_cb(void *arg) { ck_assert_int_eq(asyncio_future_cancel
 START_TEST(cancelling_an_executor_future_whose_completion_is_queued_drops_the_result_once)
 {
     int fds = tu_count_fds();
-    int threads = thread_baseline();
+    int threads = tu_thread_baseline();
     asyncio_loop *loop = tu_new_guarded_loop();
     asyncio_executor *ex = NULL;
     ck_assert_int_eq(asyncio_thread_pool_executor_new(1, &ex), 0);
@@ -357,7 +313,7 @@ START_TEST(cancelling_an_executor_future_whose_completion_is_queued_drops_the_re
     asyncio_future_unref(f);
     asyncio_executor_unref(ex);
     tu_free_loop(loop);
-    ck_assert(wait_threads(threads, 5.0));
+    ck_assert(tu_wait_threads(threads, 5.0));
     ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST

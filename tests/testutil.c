@@ -1,6 +1,8 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,9 +68,10 @@ void tu_busy_wait(double seconds)
     }
 }
 
-int tu_count_fds(void)
+/* The entries of a /proc directory, "." and ".." left out. */
+static int count_entries(const char *path)
 {
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = opendir(path);
     ck_assert_ptr_nonnull(d);
     int n = 0;
     struct dirent *e;
@@ -76,7 +79,42 @@ int tu_count_fds(void)
         if (e->d_name[0] != '.')
             n++;
     closedir(d);
-    return n - 1; /* the directory stream's own fd */
+    return n;
+}
+
+int tu_count_threads(void) { return count_entries("/proc/self/task"); }
+
+void tu_sleep(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static void *nothing_main(void *arg) { return arg; }
+
+int tu_thread_baseline(void)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, nothing_main, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    return tu_count_threads();
+}
+
+int tu_wait_threads(int want, double timeout)
+{
+    double end = tu_now() + timeout;
+    while (tu_count_threads() != want) {
+        if (tu_now() > end)
+            return 0;
+        tu_sleep(0.001);
+    }
+    return 1;
+}
+
+int tu_count_fds(void)
+{
+    return count_entries("/proc/self/fd") - 1; /* the directory stream's own fd */
 }
 
 void tu_rec_init(tu_recorder *r)

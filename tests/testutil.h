@@ -47,6 +47,21 @@ void tu_busy_wait(double seconds);
 /* The number of open file descriptors of this process (/proc/self/fd). */
 int tu_count_fds(void);
 
+/* Sleep `seconds` (nanosleep, restarted after signals). */
+void tu_sleep(double seconds);
+
+/* The number of threads of this process (/proc/self/task). */
+int tu_count_threads(void);
+
+/* The thread count to compare against later.  A thread is started and
+ * joined first: ThreadSanitizer starts a background thread of its own at
+ * the first pthread_create, which would otherwise be counted as ours. */
+int tu_thread_baseline(void);
+
+/* Wait until the process has `want` threads (detached workers exit a
+ * moment after they said they are done); 1 if it happened in time. */
+int tu_wait_threads(int want, double timeout);
+
 /* A record of events, e.g. the order callbacks ran in. */
 typedef struct {
     int *v;
