@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -888,6 +889,87 @@ START_TEST(loop_ref_keeps_the_loop_alive_after_one_unref)
 }
 END_TEST
 
+/* ---- Fairness: callbacks that keep coming do not starve I/O or timers ------------ */
+
+/* A call_soon chain that never ends by itself: each callback schedules
+ * the next (and may spin `spin` seconds first), until the event under
+ * test (a ready fd, a due timer) has been seen.  The fd becomes readable
+ * only once the chain runs (its WRITE_AT-th callback writes to the pipe),
+ * so the loop's first poll cannot have seen it already. */
+#define WRITE_AT 10
+struct endless {
+    asyncio_loop *loop;
+    double spin;
+    long ran;         /* chain callbacks run */
+    long ran_at_seen; /* chain callbacks run when the event came; -1: not yet */
+    int fds[2];
+};
+
+static void endless_step(void *arg)
+{
+    struct endless *e = arg;
+    e->ran++;
+    if (e->ran == WRITE_AT && e->fds[1] >= 0)
+        ck_assert_int_eq(write(e->fds[1], "x", 1), 1);
+    if (e->spin > 0)
+        tu_busy_wait(e->spin);
+    if (e->ran_at_seen < 0)
+        ck_assert_int_eq(asyncio_loop_call_soon(e->loop, endless_step, e, NULL), 0);
+    else
+        asyncio_loop_stop(e->loop);
+}
+
+static void endless_saw_fd(void *arg)
+{
+    struct endless *e = arg;
+    e->ran_at_seen = e->ran;
+    ck_assert_int_eq(asyncio_loop_remove_reader(e->loop, e->fds[0]), 1);
+}
+
+static void endless_saw_timer(void *arg)
+{
+    struct endless *e = arg;
+    e->ran_at_seen = e->ran;
+}
+
+/* The fd is seen at most `bound` chain callbacks after it became readable. */
+static void fd_seen_within(double spin, long bound)
+{
+    struct endless e = {.loop = tu_new_guarded_loop(), .spin = spin, .ran_at_seen = -1};
+    ck_assert_int_eq(pipe(e.fds), 0);
+    ck_assert_int_eq(asyncio_loop_call_soon(e.loop, endless_step, &e, NULL), 0);
+    ck_assert_int_eq(asyncio_loop_add_reader(e.loop, e.fds[0], endless_saw_fd, &e), 0);
+    tu_run(e.loop);
+    ck_assert_msg(e.ran_at_seen >= WRITE_AT && e.ran_at_seen - WRITE_AT <= bound,
+                  "the fd written at callback %d was seen at callback %ld (bound %ld later)",
+                  WRITE_AT, e.ran_at_seen, bound);
+    close(e.fds[0]);
+    close(e.fds[1]);
+    tu_free_loop(e.loop);
+}
+
+/* Fast callbacks: polled at least every 1024 of them. */
+START_TEST(ready_fd_is_seen_while_fast_callbacks_keep_coming) { fd_seen_within(0.0, 2 * 1024); }
+END_TEST
+
+/* Slow callbacks (2 ms each): polled once the coarse clock ticked
+ * (1-4 ms), read every 32 callbacks, long before 1024 of them. */
+START_TEST(ready_fd_is_seen_while_slow_callbacks_keep_coming) { fd_seen_within(0.002, 2 * 32); }
+END_TEST
+
+START_TEST(due_timer_runs_while_callbacks_keep_coming)
+{
+    struct endless e = {.loop = tu_new_guarded_loop(), .ran_at_seen = -1, .fds = {-1, -1}};
+    ck_assert_int_eq(asyncio_loop_call_soon(e.loop, endless_step, &e, NULL), 0);
+    ck_assert_int_eq(asyncio_loop_call_later(e.loop, 0.01, endless_saw_timer, &e, NULL), 0);
+    double t0 = tu_now();
+    tu_run(e.loop);
+    ck_assert_int_ge(e.ran_at_seen, 0);
+    ck_assert_msg(tu_now() - t0 < 1.0, "the 10 ms timer ran after %.3f s", tu_now() - t0);
+    tu_free_loop(e.loop);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
     Suite *s = suite_create("loop");
@@ -952,6 +1034,13 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, libevent_timer_on_get_event_base_runs_beside_loop_callbacks);
     tcase_add_test(tc, libevent_event_activated_from_a_loop_callback_runs);
     tcase_add_test(tc, closing_a_loop_leaves_the_callers_event_base_and_events_working);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fairness");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, ready_fd_is_seen_while_fast_callbacks_keep_coming);
+    tcase_add_test(tc, ready_fd_is_seen_while_slow_callbacks_keep_coming);
+    tcase_add_test(tc, due_timer_runs_while_callbacks_keep_coming);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("resources");
